@@ -1,0 +1,46 @@
+"""The contract every recurrent cell plugin implements.
+
+A cell is a torch module over a whole sequence, time-major:
+
+    output, state = cell(x, state=None, lengths=None)
+    x:      [T, B, input_size]        float
+    output: [T, B, hidden_size * D]   D = 2 if bidirectional else 1
+    state:  [L*D, B, H] tensor, or a tuple of them (LSTM: (h, c)), as torch's nn.RNN/GRU/LSTM
+
+`state=None` means `initial_state(B)`. `lengths` ([B] int64 on CPU, sorted or not) marks
+padded batches: positions at or past a row's length give zeros in `output`, and the
+returned state is each row's state after its own last valid step. Generation relies on
+one more rule: calling the cell T times with T=1, carrying the state, gives the same
+outputs as one call over the whole sequence (for unidirectional cells).
+
+Subclasses set `input_size`, `hidden_size`, `num_layers`, `bidirectional`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .state import State
+
+
+class Cell(nn.Module):
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Feature size of `output`: hidden_size times the number of directions."""
+        return self.hidden_size * self.num_directions
+
+    def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
+        """The state a sequence starts from, for `batch_size` rows."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, state: State = None, lengths: torch.Tensor | None = None):
+        raise NotImplementedError

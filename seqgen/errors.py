@@ -1,0 +1,66 @@
+"""Every error seqgen raises on purpose.
+
+Each one carries a message a user can act on. The CLI turns them into one paragraph on
+stderr and an exit code (`exit_code`): 2 for usage and spec errors, 1 for failures
+during a run. Nothing here imports torch or any other part of seqgen.
+"""
+from __future__ import annotations
+
+
+class SeqgenError(Exception):
+    """Base class: a problem the user can fix, reported without a traceback."""
+
+    exit_code = 1
+
+
+class SpecError(SeqgenError):
+    """A spec that cannot be run. Holds every problem found, each with its JSON path."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            text = f"{where}invalid spec: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  {p}" for p in self.problems)
+            text = f"{where}invalid spec ({len(self.problems)} problems):\n{lines}"
+        super().__init__(text)
+
+
+class UnknownComponentError(SeqgenError):
+    """A spec or call named a component that no loaded plugin registers."""
+
+    exit_code = 2
+
+
+class PluginError(SeqgenError):
+    """A plugin failed to load or registered something invalid."""
+
+    exit_code = 1
+
+
+class DataError(SeqgenError):
+    """A corpus that is missing, unreadable, undecodable or too small."""
+
+    exit_code = 1
+
+
+class CheckpointError(SeqgenError):
+    """A checkpoint that is missing, corrupt, or does not fit what it is used with."""
+
+    exit_code = 1
+
+
+class GenerationError(SeqgenError):
+    """Generation was asked for something the model cannot do (e.g. unknown characters)."""
+
+    exit_code = 1
+
+
+class TrainingError(SeqgenError):
+    """Training stopped because it diverged or could not continue."""
+
+    exit_code = 1

@@ -1,0 +1,60 @@
+"""The model around a cell: token ids -> input vectors -> cell -> vocabulary logits.
+
+    ids [T, B] --embed--> x [T, B, E] --cell--> h [T, B, H*D] --head--> logits [T, B, V]
+
+The embedding is one-hot (the classic char-RNN: E = V, nothing learned) or a learned
+table of size E. The head is one linear map shared by every time step.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cell import Cell
+from .state import State
+
+
+class OneHot(nn.Module):
+    """ids [T, B] -> one-hot float [T, B, V]; no parameters."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding_dim = vocab_size
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(ids.long(), self.vocab_size).float()
+
+
+def make_embedding(vocab_size: int, spec: dict) -> nn.Module:
+    """spec: {"type": "one-hot"} or {"type": "learned", "size": E}."""
+    if spec.get("type", "one-hot") == "one-hot":
+        return OneHot(vocab_size)
+    return nn.Embedding(vocab_size, int(spec["size"]))
+
+
+def embedding_size(vocab_size: int, spec: dict) -> int:
+    return vocab_size if spec.get("type", "one-hot") == "one-hot" else int(spec["size"])
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, cell: Cell, embedding: nn.Module):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = embedding
+        self.cell = cell
+        self.head = nn.Linear(cell.output_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: State = None,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """ids [T, B] -> (logits [T, B, V], final state)."""
+        x = self.embedding(ids.long())            # [T, B, E]
+        h, state = self.cell(x, state, lengths)   # [T, B, H*D]
+        return self.head(h), state
+
+    def initial_state(self, batch_size: int, device=None) -> State:
+        return self.cell.initial_state(batch_size, device)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,1 @@
+"""Contract checks for plugin authors: hold a third-party component to the built-ins\x27 tests."""

@@ -1,0 +1,192 @@
+"""Vocabulary: a deterministic map between tokens and ids, saved with every model.
+
+Tokens are ordered specials first (in a fixed order), then the rest sorted, so the same
+data gives the same ids in every process and on every run (never `list(set(text))`,
+whose order changes with PYTHONHASHSEED).
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import GenerationError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIAL_ORDER = (PAD, UNK, BOS, EOS)
+
+
+def smallest_int_dtype(vocab_size: int) -> torch.dtype:
+    """The narrowest torch integer type that holds ids 0..vocab_size-1."""
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if vocab_size - 1 <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.int64
+
+
+class Vocab:
+    """`level` is "char" (tokens are single characters, text joins with "") or "word"
+    (tokens join with `separator`). `specials` are reserved tokens such as <unk>."""
+
+    def __init__(self, tokens: Sequence[str], level: str = "char", specials: Sequence[str] = (),
+                 separator: str = " "):
+        self.level = level
+        self.separator = separator
+        self.specials = [s for s in SPECIAL_ORDER if s in specials] + sorted(
+            s for s in specials if s not in SPECIAL_ORDER)
+        rest = sorted(set(tokens) - set(self.specials))
+        self.tokens: list[str] = self.specials + rest
+        self.stoi = {t: i for i, t in enumerate(self.tokens)}
+        self._table: np.ndarray | None = None  # code point -> id, built on first char encode
+
+    @classmethod
+    def from_text(cls, text: str, specials: Sequence[str] = ()) -> "Vocab":
+        return cls(sorted(set(text)), level="char", specials=specials)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} {self.level} tokens)"
+
+    def id(self, token: str) -> int | None:
+        return self.stoi.get(token)
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.stoi.get(UNK)
+
+    @property
+    def bos_id(self) -> int | None:
+        return self.stoi.get(BOS)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.stoi.get(EOS)
+
+    @property
+    def pad_id(self) -> int | None:
+        return self.stoi.get(PAD)
+
+    # -- encoding -------------------------------------------------------------------------
+    def split(self, text: str) -> list[str]:
+        """Text to tokens, without mapping to ids (words split on whitespace)."""
+        return list(text) if self.level == "char" else text.split()
+
+    def unknown(self, text: str) -> list[tuple[int, str]]:
+        """(position, token) for every token of `text` outside the vocabulary."""
+        return [(i, t) for i, t in enumerate(self.split(text)) if t not in self.stoi]
+
+    def encode(self, text: str, on_unknown: str = "error") -> torch.Tensor:
+        """Ids of `text` as a 1-D tensor of the smallest integer type.
+
+        on_unknown: "error" raises naming each unknown token and its position, "skip"
+        drops them, "unk" maps them to <unk> (which must be in the vocabulary).
+        """
+        if self.level == "char" and on_unknown == "error":
+            return self._encode_chars(text)
+        bad = self.unknown(text)
+        if bad and on_unknown == "error":
+            raise GenerationError(_describe_unknown(bad))
+        if bad and on_unknown == "unk" and self.unk_id is None:
+            raise GenerationError("on_unknown='unk' needs a vocabulary with <unk>; "
+                                  + _describe_unknown(bad))
+        ids = []
+        for t in self.split(text):
+            i = self.stoi.get(t)
+            if i is None:
+                if on_unknown == "skip":
+                    continue
+                i = self.unk_id
+            ids.append(i)
+        return torch.tensor(ids, dtype=smallest_int_dtype(len(self)))
+
+    def _encode_chars(self, text: str) -> torch.Tensor:
+        # Vectorised: UTF-32 code points index a dense lookup table (-1 = unknown). On a
+        # 100 MB corpus this is over 10x faster than [stoi[c] for c in text].
+        table = self._char_table()
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        ids = table[np.minimum(points, len(table) - 1)]
+        if (ids < 0).any():
+            bad_positions = np.flatnonzero(ids < 0)
+            raise GenerationError(_describe_unknown([(int(i), text[i]) for i in bad_positions]))
+        return torch.from_numpy(ids.astype(smallest_int_dtype_np(len(self))))
+
+    def _char_table(self) -> np.ndarray:
+        if self._table is None:
+            points = [ord(t) for t in self.tokens if len(t) == 1]
+            table = np.full(max(points, default=0) + 2, -1, dtype=np.int64)  # last slot: "too big"
+            for t in self.tokens:
+                if len(t) == 1:
+                    table[ord(t)] = self.stoi[t]
+            self._table = table
+        return self._table
+
+    def decode(self, ids: Iterable[int] | torch.Tensor, skip_specials: bool = True) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        toks = [self.tokens[i] for i in ids]
+        if skip_specials:
+            toks = [t for t in toks if t not in self.specials]
+        return ("" if self.level == "char" else self.separator).join(toks)
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"level": self.level, "tokens": self.tokens, "specials": self.specials,
+                "separator": self.separator}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        v = cls(d["tokens"], level=d["level"], specials=d.get("specials", ()),
+                separator=d.get("separator", " "))
+        if v.tokens != list(d["tokens"]):
+            raise ValueError("vocabulary tokens are not in canonical order")
+        return v
+
+    @classmethod
+    def from_json(cls, s: str) -> "Vocab":
+        return cls.from_dict(json.loads(s))
+
+    def difference(self, other: "Vocab") -> str | None:
+        """A short description of how `other` differs, or None when they are equal."""
+        if self == other:
+            return None
+        parts = []
+        if self.level != other.level:
+            parts.append(f"level {self.level!r} vs {other.level!r}")
+        missing = [t for t in other.tokens if t not in self.stoi]
+        extra = [t for t in self.tokens if t not in other.stoi]
+        if missing:
+            parts.append(f"{len(missing)} token(s) not in the model's vocabulary: {_preview(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} model token(s) absent from the data: {_preview(extra)}")
+        if not parts:
+            parts.append("same tokens in a different order")
+        return "; ".join(parts)
+
+
+def smallest_int_dtype_np(vocab_size: int):
+    return {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32,
+            torch.int64: np.int64}[smallest_int_dtype(vocab_size)]
+
+
+def _preview(tokens: list[str], n: int = 10) -> str:
+    shown = ", ".join(repr(t) for t in tokens[:n])
+    return shown + (f", … ({len(tokens) - n} more)" if len(tokens) > n else "")
+
+
+def _describe_unknown(bad: list[tuple[int, str]]) -> str:
+    shown = ", ".join(f"{t!r} at {i}" for i, t in bad[:10])
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    return (f"{len(bad)} token(s) not in the vocabulary: {shown}{more}. "
+            "Remove them, or pass on_unknown='skip' or 'unk'.")
+
+
