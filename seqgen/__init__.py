@@ -2,6 +2,8 @@
 
 Everything a plugin or an embedding application may use is exported here.
 """
+__version__ = "0.1.0"
+
 from .batch import Batch, Sampler, StateRule
 from .cell import Cell
 from .components import KINDS, Component
@@ -9,15 +11,28 @@ from .data import Dataset, SequenceSet, Split, TokenStream
 from .errors import (CheckpointError, DataError, GenerationError, PluginError, SeqgenError,
                      SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
+from .strategy import Strategy
+from .text_io import read_text
 from .state import State, detach_state, map_state, select_batch
+from .api import RunResult, Session
+from .events import Event
+from .loaded import LoadedModel
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Batch", "Sampler", "StateRule", "Cell", "KINDS", "Component", "Dataset", "SequenceSet",
     "Split", "TokenStream", "CheckpointError", "DataError", "GenerationError", "PluginError",
     "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
-    "smallest_int_dtype", "__version__",
+    "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
+    "Event", "LoadedModel", "RunResult",
 ]
+
+
+def load(path, **session_options) -> LoadedModel:
+    """Load a trained model for generation: `seqgen.load("runs/x/model.safetensors")`.
+
+    Builds a fresh Session (plugins from entry points unless entry_points=False) so the
+    checkpoint's cell can be rebuilt; nothing is cached between calls.
+    """
+    return Session(**session_options).load(path)

@@ -1,0 +1,4 @@
+"""`python -m seqgen` runs the CLI."""
+from .cli import main
+
+main()

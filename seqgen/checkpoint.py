@@ -1,0 +1,89 @@
+"""Checkpoints: safetensors for tensors, JSON strings for everything else. No pickle.
+
+A checkpoint is one .safetensors file. Tensors are the model's state_dict under
+"model.", plus optional extra groups (optimizer state, ...) under their own prefixes.
+The header metadata (str -> str) holds JSON: the resolved spec, the vocabulary, the task,
+the versions that wrote it and any scalar training state. Loading reads only tensors and
+JSON, so a checkpoint from a stranger can never run code.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import CheckpointError
+from .vocab import Vocab
+
+FORMAT = "seqgen-checkpoint"
+FORMAT_VERSION = "1"
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    spec: dict
+    vocab: Vocab
+    task: str
+    tensors: dict[str, torch.Tensor]            # flat, prefixed ("model.cell.weight_ih_l0")
+    state: dict = field(default_factory=dict)   # JSON-able scalars: step, epoch, rng, ...
+    versions: dict = field(default_factory=dict)
+
+    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Tensors under `prefix.`, with the prefix removed."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write atomically: a temporary file in the same directory, then a rename."""
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in checkpoint.tensors.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec": json.dumps(checkpoint.spec, ensure_ascii=False),
+        "vocab": checkpoint.vocab.to_json(),
+        "task": checkpoint.task,
+        "state": json.dumps(checkpoint.state),
+        "versions": json.dumps({"seqgen": __version__, "torch": torch.__version__}),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory holding model.safetensors."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    return path
+
+
+def load(path: str | Path) -> Checkpoint:
+    path = resolve_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a seqgen checkpoint (metadata 'format' is "
+                              f"{meta.get('format')!r}, expected {FORMAT!r})")
+    try:
+        return Checkpoint(spec=json.loads(meta["spec"]), vocab=Vocab.from_json(meta["vocab"]),
+                          task=meta["task"], tensors=tensors,
+                          state=json.loads(meta.get("state", "{}")),
+                          versions=json.loads(meta.get("versions", "{}")))
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(e).__name__}: {e})") from e

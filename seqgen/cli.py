@@ -1,0 +1,208 @@
+"""The `seqgen` command: a thin shell over `seqgen.api`.
+
+Each command parses options, calls one API function and formats the result. Domain
+errors (SeqgenError) become one paragraph on stderr with the error's exit code (2 for
+spec and usage errors, 1 for failures during a run); --debug adds the traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+
+import click
+
+from .api import Session
+from .errors import SeqgenError
+from .events import Event
+
+
+class Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def handle_errors(fn):
+    """Turn seqgen errors into clean CLI errors; tracebacks only with --debug."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except SeqgenError as e:
+            if debug:
+                traceback.print_exc()
+            raise Failure(str(e), e.exit_code) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            raise Failure(f"unexpected {type(e).__name__}: {e} (this is a bug; run with "
+                          f"--debug for the traceback)", 1) from None
+    return wrapper
+
+
+def make_session(ctx: click.Context) -> Session:
+    root = ctx.find_root().params
+    session = Session(strict=root["strict_plugins"])
+    for failure in session.load_failures:
+        click.echo(f"warning: {failure.describe()}", err=True)
+    return session
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqgen")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--strict-plugins", is_flag=True, envvar="SEQGEN_STRICT_PLUGINS",
+              help="Fail if any third-party plugin fails to load (env SEQGEN_STRICT_PLUGINS=1).")
+def cli(debug: bool, strict_plugins: bool):
+    """Train recurrent language models and generate text with them.
+
+    Third-party plugins load from the `seqgen` entry-point group; SEQGEN_PLUGINS limits
+    them ("" loads none, "a,b" loads only those).
+    """
+
+
+OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a spec field, e.g. --set train.epochs=3 (value parsed "
+                             "as JSON, else a string). Repeatable.")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@OVERRIDE
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (overrides $.out).")
+@click.pass_context
+@handle_errors
+def run(ctx, spec, overrides, out):
+    """Train, evaluate, sample and save the model described by SPEC."""
+    session = make_session(ctx)
+    result = session.run(spec, overrides, out=out, emit=print_event)
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@OVERRIDE
+@click.option("--resolved", is_flag=True, help="Print the resolved spec with defaults filled.")
+@click.pass_context
+@handle_errors
+def validate(ctx, spec, overrides, resolved):
+    """Check SPEC against the schema and every component's options, without running."""
+    result = make_session(ctx).resolve(spec, overrides)
+    if resolved:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{spec}: valid")
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def schema(ctx):
+    """Print the JSON Schema of specs, with every installed plugin's options."""
+    click.echo(json.dumps(make_session(ctx).schema(), indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def plugins(ctx, as_json):
+    """List plugins, their components and any load failures."""
+    info = make_session(ctx).plugins()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for p in info["plugins"]:
+        click.echo(f"{p['name']} ({p['origin']})")
+        for c in p["components"]:
+            click.echo(f"  {c['kind']:<9} {c['name']:<16} {c['description']}")
+    for f in info["failures"]:
+        click.echo(f"FAILED {f['name']} (distribution {f['distribution']}): {f['error']}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--prompt", "prompts", multiple=True, help="Text to continue. Repeatable.")
+@click.option("--strategy", default="greedy", show_default=True, help="Decoding strategy name.")
+@click.option("--set", "options", multiple=True, metavar="KEY=VALUE",
+              help="A strategy option, e.g. --set temperature=0.7. Repeatable.")
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]), default="error",
+              show_default=True, help="Prompt characters outside the vocabulary.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_tokens, seed,
+             on_unknown, as_json):
+    """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory)."""
+    from .spec import apply_overrides
+    model = make_session(ctx).load(checkpoint)
+    strategy_spec = apply_overrides({"type": strategy}, list(options))
+    samples = model.generate(list(prompts) or [""], strategy_spec, max_new_tokens,
+                             num_samples, seed, on_unknown)
+    if as_json:
+        click.echo(json.dumps([s.__dict__ for s in samples], ensure_ascii=False, indent=2))
+        return
+    for s in samples:
+        click.echo(s.prompt + s.text)
+        click.echo("")
+
+
+@cli.command(name="eval")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--text", "text_file", required=True, type=click.Path(dir_okay=False),
+              help="UTF-8 text file to score.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def eval_(ctx, checkpoint, text_file, as_json):
+    """Report the perplexity of CHECKPOINT on the text in a file."""
+    from .text_io import read_text
+    model = make_session(ctx).load(checkpoint)
+    result = model.score(read_text(text_file))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{text_file}: {result['tokens']} tokens, loss {result['loss']:.4f} nats, "
+                   f"perplexity {result['perplexity']:.3f}")
+
+
+def print_event(event: Event) -> None:
+    d = event.data
+    if event.kind == "start":
+        click.echo(f"run directory: {d['run_dir']}")
+        click.echo(f"data: {d['dataset']} ({d['train_tokens']:,} training tokens, vocabulary "
+                   f"{d['vocabulary']}, task {d['task']})")
+        click.echo(f"model: {d['parameters']:,} parameters on {d['device']}")
+    elif event.kind == "log":
+        click.echo(f"step {d['step']:>6} | epoch {d['epoch']:>3} | loss {d['loss']:.4f} | "
+                   f"ppl {d['perplexity']:8.3f} | {d['tokens_per_second']:,.0f} tok/s")
+    elif event.kind == "epoch":
+        valid = f", valid ppl {d['valid_perplexity']:.3f}" if "valid_perplexity" in d else ""
+        click.echo(f"epoch {d['epoch']}: train ppl {d['train_perplexity']:.3f}{valid} "
+                   f"({d['seconds']:.1f}s)")
+    elif event.kind == "eval":
+        click.echo(f"step {d['step']:>6} | valid ppl {d['valid_perplexity']:.3f}")
+    elif event.kind == "sample":
+        click.echo(f"  sample: {d['prompt']!r} -> {d['text']!r}")
+    elif event.kind == "generated":
+        click.echo(f"[{d['strategy']}] {d['prompt']}{d['text']}")
+    elif event.kind == "warning":
+        click.echo(f"warning: {d['message']}", err=True)
+    elif event.kind == "checkpoint":
+        click.echo(f"saved {d['path']}")
+
+
+def main(argv=None) -> None:
+    cli.main(args=argv, prog_name="seqgen")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

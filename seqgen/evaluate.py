@@ -1,0 +1,83 @@
+"""Scoring a whole split: mean negative log-likelihood per token, and perplexity."""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .batch import Batch
+from .data import SequenceSet, Split, TokenStream
+from .model import LanguageModel
+
+
+def token_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Per-position negative log-likelihood [T, B]; zero at padded positions."""
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                          batch.targets.reshape(-1).long(), reduction="none")
+    nll = nll.view(batch.targets.shape)
+    mask = batch.mask
+    return nll if mask is None else nll * mask
+
+
+def stream_chunks(ids: torch.Tensor, max_rows: int, chunk: int) -> Iterator[Batch]:
+    """Cut a stream into R contiguous rows ([T, R] per chunk), read left to right.
+
+    R is at most `max_rows` and small enough that each row has >= `chunk` tokens, so
+    little context is lost at row starts. Every target token is scored exactly once,
+    except the remainder that does not fill a row (fewer than R tokens).
+    """
+    n = ids.numel() - 1                                    # targets available
+    rows = max(1, min(max_rows, n // chunk))
+    length = n // rows
+    x = ids[: rows * length].view(rows, length).t()          # [L, R]
+    y = ids[1: rows * length + 1].view(rows, length).t()
+    for start in range(0, length, chunk):
+        yield Batch(x[start:start + chunk].long(), y[start:start + chunk].long())
+
+
+def sequence_batches(split: SequenceSet, batch_size: int) -> Iterator[Batch]:
+    """Padded batches of sequences in length order (state reset for each batch)."""
+    order = sorted(range(len(split)), key=lambda i: len(split.inputs[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        lengths = torch.tensor([len(split.inputs[i]) for i in idx])
+        steps = int(lengths.max())
+        x = torch.zeros(steps, len(idx), dtype=torch.long)
+        y = torch.zeros(steps, len(idx), dtype=torch.long)
+        for col, i in enumerate(idx):
+            x[: lengths[col], col] = split.inputs[i].long()
+            y[: lengths[col], col] = split.targets[i].long()
+        yield Batch(x, y, lengths)
+
+
+@torch.no_grad()
+def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
+             chunk: int = 256) -> float:
+    """Mean NLL per token, in nats, over a whole split."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        if isinstance(split, TokenStream):
+            state = None
+            for batch in stream_chunks(split.ids, max_rows, chunk):
+                batch = batch.to(device)
+                logits, state = model(batch.inputs, state)
+                total += float(token_nll(logits, batch).sum())
+                count += batch.num_tokens
+        else:
+            for batch in sequence_batches(split, 64):
+                batch = batch.to(device)
+                logits, _ = model(batch.inputs, None, batch.lengths)
+                total += float(token_nll(logits, batch).sum())
+                count += batch.num_tokens
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)
+
+
+def perplexity(nll: float) -> float:
+    """exp(mean NLL), capped to stay finite in JSON."""
+    return math.exp(min(nll, 700.0))

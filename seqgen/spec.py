@@ -1,0 +1,236 @@
+"""Loading, overriding, validating and resolving a run spec.
+
+Validation runs in two passes and reports every problem at once, each led by its JSON
+path: the spec against `schemas/spec.schema.json` (where each component is just an
+object with a "type"), then each component's options against the schema its plugin
+registered. Defaults are filled from both, so the resolved spec says everything a run
+used and can be run again as is.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from jsonschema import Draft202012Validator
+
+from .components import PLURAL, Component
+from .data import CAUSAL_TASKS
+from .errors import SpecError
+from .registry import Registry
+
+KIND_KEY = "x-seqgen-kind"
+
+
+def base_schema() -> dict:
+    """The spec schema shipped as package data (components are bare {"type": ...})."""
+    text = resources.files("seqgen.schemas").joinpath("spec.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+# -- reading ----------------------------------------------------------------------------
+def load_spec_file(path: str | Path) -> dict:
+    """Read a spec; malformed JSON is reported with its line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"spec file not found: {path}"]) from None
+    except IsADirectoryError:
+        raise SpecError([f"{path} is a directory, not a spec file"]) from None
+    except UnicodeDecodeError as e:
+        raise SpecError([f"not valid UTF-8 at byte {e.start}"], source=str(path)) from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError([f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"],
+                        source=str(path)) from None
+    if not isinstance(spec, dict):
+        raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"],
+                        source=str(path))
+    return spec
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'a.b=value' -> (['a', 'b'], value); the value is JSON if it parses, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError([f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3"])
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(spec: dict, overrides: list[str]) -> dict:
+    """Return a copy of `spec` with each 'a.b=value' set, creating objects on the way."""
+    spec = copy.deepcopy(spec)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = spec
+        for i, key in enumerate(keys[:-1]):
+            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+                continue
+            if not isinstance(node, dict):
+                raise SpecError([f"--set {text!r}: $.{'.'.join(keys[:i])} is not an object"])
+            node = node.setdefault(key, {})
+        last = keys[-1]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise SpecError([f"--set {text!r}: $.{'.'.join(keys[:-1])} is not an object"])
+    return spec
+
+
+# -- validating -------------------------------------------------------------------------
+def component_schema(component: Component) -> dict:
+    """A component's options schema with "type" added and unknown keys forbidden."""
+    schema = copy.deepcopy(component.schema)
+    schema.setdefault("type", "object")
+    props = schema.setdefault("properties", {})
+    props["type"] = {"const": component.name, "description": component.description}
+    schema.setdefault("additionalProperties", False)
+    return schema
+
+
+def fill_defaults(instance: Any, schema: dict) -> None:
+    """Fill missing properties that have a "default", recursing into objects and arrays."""
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance and KIND_KEY not in sub:
+                fill_defaults(instance[key], sub)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        if KIND_KEY not in schema["items"]:
+            for item in instance:
+                fill_defaults(item, schema["items"])
+
+
+def iter_components(instance: Any, schema: dict, path: str = "$") -> Iterator[tuple[str, str, dict]]:
+    """Yield (json_path, kind, object) for every component slot present in `instance`."""
+    if KIND_KEY in schema:
+        if isinstance(instance, dict) and isinstance(instance.get("type"), str):
+            yield path, schema[KIND_KEY], instance
+        return
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in instance:
+                yield from iter_components(instance[key], sub, f"{path}.{key}")
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(instance):
+            yield from iter_components(item, schema["items"], f"{path}[{i}]")
+
+
+def _schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
+    validator = Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        path = prefix + error.json_path[1:]
+        problems.append(f"{path}: {_message(error)}")
+    return problems
+
+
+def _message(error) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{error.message}. Allowed: {', '.join(allowed)}"
+    return error.message
+
+
+def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
+    """Validate `spec` against the base schema and every component's schema, fill
+    defaults, and return the resolved copy. Raises SpecError listing every problem."""
+    resolved = copy.deepcopy(spec)
+    schema = base_schema()
+    fill_defaults(resolved, schema)
+    problems = _schema_problems(resolved, schema)
+    for path, kind, obj in iter_components(resolved, schema):
+        problems += resolve_component(registry, kind, obj, path)
+    if not problems:
+        problems += _cross_checks(resolved, registry)
+    if problems:
+        raise SpecError(problems, source=source)
+    return resolved
+
+
+def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$") -> list[str]:
+    """Fill a component object's defaults in place; return its problems (path-led)."""
+    if obj["type"] not in registry.names(kind):
+        return [f"{path}.type: {registry.unknown_message(kind, obj['type'])}"]
+    comp_schema = component_schema(registry.get(kind, obj["type"]))
+    fill_defaults(obj, comp_schema)
+    return _schema_problems(obj, comp_schema, path)
+
+
+def _cross_checks(spec: dict, registry: Registry) -> list[str]:
+    """Rules that span components: what a cell may see, what a sampler can batch."""
+    problems = []
+    dataset = registry.get("dataset", spec["dataset"]["type"])
+    task = dataset.extra.get("task")
+    cell = spec["model"]["cell"]
+    if cell.get("bidirectional") and task in CAUSAL_TASKS:
+        problems.append(
+            f"$.model.cell.bidirectional: a bidirectional cell reads each sequence from both "
+            f"ends, so every position would see the tokens it must predict; it cannot be "
+            f"trained as a language model or generate left to right. Dataset "
+            f"{dataset.name!r} is a {task!r} task; use bidirectional cells only for aligned "
+            f"tasks such as the 'pairs' dataset, or set bidirectional to false.")
+    sampler = registry.get("sampler", spec["sampler"]["type"])
+    accepts = sampler.extra.get("accepts")
+    shape = {"lm": "stream", "lines": "sequences", "aligned": "sequences"}.get(task)
+    if accepts and shape:
+        accepts = (accepts,) if isinstance(accepts, str) else tuple(accepts)
+        if shape not in accepts:
+            fits = [c.name for c in registry.all("sampler")
+                    if shape in _as_tuple(c.extra.get("accepts"))]
+            problems.append(
+                f"$.sampler.type: sampler {sampler.name!r} batches {' or '.join(accepts)} data, "
+                f"but dataset {dataset.name!r} gives {shape}. Samplers that fit: "
+                f"{', '.join(fits) or '(none)'}.")
+    return problems
+
+
+def _as_tuple(value) -> tuple:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+# -- composing --------------------------------------------------------------------------
+def composed_schema(registry: Registry) -> dict:
+    """The spec schema with every component slot expanded to the registered names and
+    their options (if/then per name), for editors to validate and autocomplete."""
+    schema = base_schema()
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, dict):
+            if KIND_KEY in node:
+                return _slot_schema(node, registry)
+            return {k: expand(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        return node
+
+    return expand(schema)
+
+
+def _slot_schema(slot: dict, registry: Registry) -> dict:
+    kind = slot[KIND_KEY]
+    components = registry.all(kind)
+    out = {k: v for k, v in slot.items() if k != "$ref"}
+    out.update({
+        "type": "object",
+        "required": ["type"],
+        "description": slot.get("description", f"One of the registered {PLURAL[kind]}."),
+        "properties": {"type": {"enum": [c.name for c in components]}},
+        "allOf": [{"if": {"properties": {"type": {"const": c.name}}},
+                   "then": component_schema(c)} for c in components],
+    })
+    return out
