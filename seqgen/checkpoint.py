@@ -23,7 +23,8 @@ from .vocab import Vocab
 
 FORMAT = "seqgen-checkpoint"
 FORMAT_VERSION = "1"
-MODEL_FILE = "model.safetensors"
+LAST_FILE = "last.safetensors"   # in a run directory: weights + training state
+BEST_FILE = "best.safetensors"   # weights with the best validation loss
 
 
 @dataclass
@@ -60,10 +61,10 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
 
 
 def resolve_path(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory holding model.safetensors."""
+    """A checkpoint file, or a run directory: its best checkpoint, else its last."""
     path = Path(path)
     if path.is_dir():
-        path = path / MODEL_FILE
+        path = path / BEST_FILE if (path / BEST_FILE).exists() else path / LAST_FILE
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     return path

@@ -15,7 +15,7 @@ import click
 
 from .api import Session
 from .errors import SeqgenError
-from .events import Event
+from .progress import Printer
 
 
 class Failure(click.ClickException):
@@ -72,16 +72,49 @@ OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"
 
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @OVERRIDE
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (overrides $.out).")
+@click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
+              help="Continue an interrupted run (overrides may extend it, e.g. train.epochs).")
 @click.pass_context
 @handle_errors
-def run(ctx, spec, overrides, out):
-    """Train, evaluate, sample and save the model described by SPEC."""
+def run(ctx, spec, overrides, out, resume):
+    """Train, evaluate, sample and save the model described by SPEC.
+
+    Ctrl-C or SIGTERM saves a checkpoint and prints the command to resume (exit 130).
+    """
+    if (spec is None) == (resume is None):
+        raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
     session = make_session(ctx)
-    result = session.run(spec, overrides, out=out, emit=print_event)
+    printer = Printer()
+    try:
+        if resume:
+            result = session.resume(resume, overrides, emit=printer)
+        else:
+            result = session.run(spec, overrides, out=out, emit=printer)
+    finally:
+        printer.close()
+    if result.interrupted:
+        signal_name = result.train.stopped.split(":")[1]
+        click.echo(f"{signal_name}: stopped at step {result.train.step}; checkpoint saved.\n"
+                   f"Resume with: seqgen run --resume {result.run_dir}", err=True)
+        ctx.exit(130)
     click.echo(f"run directory: {result.run_dir}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="PNG to write (default: plot.png in the only run, else plot.png here).")
+@handle_errors
+def plot(run_dirs, output):
+    """Draw loss and perplexity curves of one or more runs (overlaid)."""
+    from pathlib import Path
+    from .plot import plot_runs
+    if output is None:
+        output = Path(run_dirs[0]) / "plot.png" if len(run_dirs) == 1 else Path("plot.png")
+    click.echo(f"wrote {plot_runs([Path(d) for d in run_dirs], Path(output))}")
 
 
 @cli.command()
@@ -172,32 +205,6 @@ def eval_(ctx, checkpoint, text_file, as_json):
     else:
         click.echo(f"{text_file}: {result['tokens']} tokens, loss {result['loss']:.4f} nats, "
                    f"perplexity {result['perplexity']:.3f}")
-
-
-def print_event(event: Event) -> None:
-    d = event.data
-    if event.kind == "start":
-        click.echo(f"run directory: {d['run_dir']}")
-        click.echo(f"data: {d['dataset']} ({d['train_tokens']:,} training tokens, vocabulary "
-                   f"{d['vocabulary']}, task {d['task']})")
-        click.echo(f"model: {d['parameters']:,} parameters on {d['device']}")
-    elif event.kind == "log":
-        click.echo(f"step {d['step']:>6} | epoch {d['epoch']:>3} | loss {d['loss']:.4f} | "
-                   f"ppl {d['perplexity']:8.3f} | {d['tokens_per_second']:,.0f} tok/s")
-    elif event.kind == "epoch":
-        valid = f", valid ppl {d['valid_perplexity']:.3f}" if "valid_perplexity" in d else ""
-        click.echo(f"epoch {d['epoch']}: train ppl {d['train_perplexity']:.3f}{valid} "
-                   f"({d['seconds']:.1f}s)")
-    elif event.kind == "eval":
-        click.echo(f"step {d['step']:>6} | valid ppl {d['valid_perplexity']:.3f}")
-    elif event.kind == "sample":
-        click.echo(f"  sample: {d['prompt']!r} -> {d['text']!r}")
-    elif event.kind == "generated":
-        click.echo(f"[{d['strategy']}] {d['prompt']}{d['text']}")
-    elif event.kind == "warning":
-        click.echo(f"warning: {d['message']}", err=True)
-    elif event.kind == "checkpoint":
-        click.echo(f"saved {d['path']}")
 
 
 def main(argv=None) -> None:

@@ -1,17 +1,22 @@
 """The training loop: batches from a sampler, a strategy deciding what is fed, an
-optimizer, global-norm clipping, and perplexity on both splits.
+optimizer with a learning-rate schedule, global-norm clipping, evaluation, early
+stopping, checkpoints and exact resume.
 
 What happens to the recurrent state between batches is the sampler's declared
 `state_rule` ("reset" or "carry"); the loop has no per-sampler branch. When the strategy
 feeds the reference at every step (teacher ratio 1), a batch is one whole-sequence call
-(the fused path); otherwise the loop steps one token at a time, feeding either the
-reference or the model's own choice.
+(the fused path); otherwise the loop steps one token at a time.
+
+Everything the loop needs to continue lives in `Progress` plus the model, optimizer and
+RNG states, so an interrupted run resumes to exactly the losses of an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 
@@ -20,9 +25,12 @@ from .data import Split
 from .errors import TrainingError
 from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
+from .interrupt import stop_on_signals
 from .model import LanguageModel
+from .schedule import lr_factor
 from .state import State, detach_state
 from .strategy import Strategy
+from .trainstate import optimizer_from_flat, optimizer_to_flat, state_from_flat, state_to_flat
 
 OPTIMIZERS = {
     "adam": lambda p, o: torch.optim.Adam(p, lr=o["lr"], weight_decay=o["weight_decay"]),
@@ -63,97 +71,201 @@ def state_rows(state: State) -> int:
 
 
 @dataclass
-class TrainResult:
-    steps: int = 0
-    epochs: int = 0
+class Progress:
+    """Where training stands; JSON-able, saved in every checkpoint."""
+    epoch: int = 0              # current epoch, 0-based
+    batch: int = 0              # batches of the current epoch already trained
+    step: int = 0               # optimizer steps so far
     tokens: int = 0
-    seconds: float = 0.0
-    train_nll: float = math.nan
-    valid_nll: float | None = None
-    history: list = field(default_factory=list)   # one dict per epoch
+    epoch_nll: float = 0.0      # summed NLL and tokens of the current epoch so far
+    epoch_tokens: int = 0
+    start_loss: float | None = None
+    best_valid: float | None = None
+    bad_evals: int = 0          # evaluations since the best one (early stopping)
+    seconds: float = 0.0        # training time before this process (resume)
+    stopped: str | None = None  # "interrupted:SIGINT", "early-stopping", "max-steps", "done"
+    history: list = field(default_factory=list)
+
+    @property
+    def train_nll(self) -> float:
+        last = [h for h in self.history if "train_loss" in h]
+        return last[-1]["train_loss"] if last else math.nan
+
+    @property
+    def valid_nll(self) -> float | None:
+        return self.best_valid
+
+
+# save(kind, trainer): kind is "last", "best" or "epoch"; the run decides where it goes.
+Saver = Callable[[str, "Trainer"], None]
 
 
 class Trainer:
     def __init__(self, model: LanguageModel, sampler: Sampler, strategy: Strategy,
                  spec: dict, device: torch.device, seed: int, valid: Split | None = None,
-                 emit: Emit = lambda e: None, on_epoch=None):
+                 emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None):
         self.model, self.sampler, self.strategy = model, sampler, strategy
         self.spec, self.device, self.valid, self.emit = spec, device, valid, emit
-        self.on_epoch = on_epoch                       # callback(epoch) for samples
+        self.on_epoch = on_epoch                  # callback(epoch) for samples
+        self.save = save or (lambda kind, trainer: None)
         self.optimizer = make_optimizer(model, spec["optimizer"])
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        total = spec["max_steps"] or spec["epochs"] * len(sampler)
+        self.lr_factor = lr_factor(spec["schedule"], len(sampler), total)
         self.generator = torch.Generator().manual_seed(seed + 1)  # strategy draws
+        self.progress = Progress()
+        self.carried: State = None               # state carried into the next batch
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if spec["amp"] and device.type == "cuda" else contextlib.nullcontext())
 
+    # -- one step -----------------------------------------------------------------------------
     def step(self, batch: Batch, state: State, ratio: float) -> tuple[float, State]:
         """One optimizer step; returns (summed NLL of the batch, final state)."""
-        logits, state = forward_batch(self.model, batch, state, self.strategy, ratio,
-                                      self.generator)
-        nll = token_nll(logits, batch).sum()
-        loss = nll / batch.num_tokens
+        factor = self.lr_factor(self.progress.step)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        with self.autocast:
+            logits, state = forward_batch(self.model, batch, state, self.strategy, ratio,
+                                          self.generator)
+            nll = token_nll(logits.float(), batch).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (nll / batch.num_tokens).backward()
         if self.spec["clip_norm"] is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec["clip_norm"])
         self.optimizer.step()
         return float(nll.detach()), state
 
-    def fit(self) -> TrainResult:
-        spec, result = self.spec, TrainResult()
-        max_steps = spec["max_steps"]
-        start = time.perf_counter()
-        self.model.train()
-        for epoch in range(spec["epochs"]):
-            ratio = self.strategy.teacher_ratio(epoch)
-            state, total, count = None, 0.0, 0
-            window_nll, window_tokens, window_start = 0.0, 0, time.perf_counter()
-            for batch in self.sampler.epoch(epoch):
-                batch = batch.to(self.device)
-                rows = batch.inputs.shape[1]
-                if state is None or self.sampler.state_rule == "reset" or state_rows(state) != rows:
-                    state = self.model.initial_state(rows, self.device)
-                else:
-                    state = detach_state(state)       # carry across batches, cut the graph
-                nll, state = self.step(batch, state, ratio)
-                if not math.isfinite(nll):
-                    raise TrainingError(f"loss became {nll} at step {result.steps + 1} "
-                                        f"(epoch {epoch + 1}); lower the learning rate or "
-                                        f"set train.clip_norm")
-                total, count = total + nll, count + batch.num_tokens
-                window_nll, window_tokens = window_nll + nll, window_tokens + batch.num_tokens
-                result.steps += 1
-                result.tokens += batch.num_tokens
-                if result.steps % spec["log_every"] == 0:
-                    now = time.perf_counter()
-                    self.emit(Event("log", {
-                        "epoch": epoch + 1, "step": result.steps,
-                        "loss": window_nll / window_tokens,
-                        "perplexity": perplexity(window_nll / window_tokens),
-                        "tokens_per_second": window_tokens / max(now - window_start, 1e-9)}))
-                    window_nll, window_tokens, window_start = 0.0, 0, now
-                if spec["eval_every"] and result.steps % spec["eval_every"] == 0:
-                    self._evaluate(epoch, result.steps)
-                if max_steps and result.steps >= max_steps:
-                    break
-            result.epochs = epoch + 1
-            result.train_nll = total / max(count, 1)
-            record = {"epoch": epoch + 1, "step": result.steps, "train_loss": result.train_nll,
-                      "train_perplexity": perplexity(result.train_nll),
-                      "seconds": time.perf_counter() - start}
-            if self.valid is not None:
-                result.valid_nll = mean_nll(self.model, self.valid, self.device)
-                record.update(valid_loss=result.valid_nll,
-                              valid_perplexity=perplexity(result.valid_nll))
-            result.history.append(record)
-            self.emit(Event("epoch", record))
-            if self.on_epoch is not None:
-                self.on_epoch(epoch + 1)
-            if max_steps and result.steps >= max_steps:
-                break
-        result.seconds = time.perf_counter() - start
-        return result
+    def start_state(self, rows: int) -> State:
+        """The sampler's rule: a fresh state every batch, or the last one carried, detached."""
+        carried = self.carried
+        if self.sampler.state_rule == "reset" or carried is None or state_rows(carried) != rows:
+            return self.model.initial_state(rows, self.device)
+        return detach_state(carried)
 
-    def _evaluate(self, epoch: int, step: int) -> None:
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> Progress:
+        p, spec = self.progress, self.spec
+        self.model.train()
+        started = time.perf_counter() - p.seconds
+        with stop_on_signals() as stop:
+            while p.epoch < spec["epochs"] and p.stopped is None:
+                self.emit(Event("epoch_start", {"epoch": p.epoch + 1, "batches": len(self.sampler),
+                                                "done": p.batch}))
+                ratio = self.strategy.teacher_ratio(p.epoch)
+                window = [0.0, 0, time.perf_counter()]       # nll, tokens, start time
+                for index, batch in enumerate(self.sampler.epoch(p.epoch)):
+                    if index < p.batch:
+                        continue                             # trained before a resume
+                    batch = batch.to(self.device)
+                    nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
+                    self._check_loss(nll / batch.num_tokens)
+                    self.carried = state
+                    p.batch, p.step = index + 1, p.step + 1
+                    p.tokens += batch.num_tokens
+                    p.epoch_nll += nll
+                    p.epoch_tokens += batch.num_tokens
+                    window[0] += nll
+                    window[1] += batch.num_tokens
+                    self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
+                                             "tokens": batch.num_tokens}))
+                    if p.step % spec["log_every"] == 0:
+                        self._log(window)
+                    if spec["eval_every"] and p.step % spec["eval_every"] == 0:
+                        self._evaluate()
+                    if stop:
+                        p.stopped = f"interrupted:{stop.signal}"
+                    elif spec["max_steps"] and p.step >= spec["max_steps"]:
+                        p.stopped = "max-steps"
+                    if p.stopped:
+                        break
+                if p.stopped and p.stopped.startswith("interrupted"):
+                    break
+                self._end_epoch(time.perf_counter() - started)
+            p.seconds = time.perf_counter() - started
+            if p.stopped is None:
+                p.stopped = "done"
+            self.save("last", self)
+        return p
+
+    def _log(self, window: list) -> None:
+        now = time.perf_counter()
+        nll = window[0] / max(window[1], 1)
+        self.emit(Event("log", {"epoch": self.progress.epoch + 1, "step": self.progress.step,
+                                "loss": nll, "perplexity": perplexity(nll),
+                                "lr": self.optimizer.param_groups[0]["lr"],
+                                "tokens_per_second": window[1] / max(now - window[2], 1e-9)}))
+        window[:] = [0.0, 0, now]
+
+    def _check_loss(self, loss: float) -> None:
+        p, factor = self.progress, self.spec["divergence_factor"]
+        if p.start_loss is None:
+            p.start_loss = loss
+        if math.isfinite(loss) and (factor is None or loss <= factor * p.start_loss):
+            return
+        why = (f"loss became {loss}" if not math.isfinite(loss) else
+               f"loss {loss:.4f} is more than {factor:g}x the starting loss {p.start_loss:.4f}")
+        kept = (f"The last good checkpoint is kept (epoch {p.epoch}, before this one)."
+                if p.epoch > 0 else "No checkpoint had been saved yet.")
+        raise TrainingError(f"training diverged at step {p.step + 1} (epoch {p.epoch + 1}): "
+                            f"{why}. {kept} Lower train.optimizer.lr or set train.clip_norm.")
+
+    def _evaluate(self) -> None:
+        p = self.progress
         if self.valid is None:
             return
         nll = mean_nll(self.model, self.valid, self.device)
-        self.emit(Event("eval", {"epoch": epoch + 1, "step": step, "valid_loss": nll,
-                                 "valid_perplexity": perplexity(nll)}))
+        record = {"event": "eval", "epoch": p.epoch + 1, "step": p.step, "valid_loss": nll,
+                  "valid_perplexity": perplexity(nll)}
+        improved = p.best_valid is None or nll < p.best_valid
+        if improved:
+            p.best_valid, p.bad_evals = nll, 0
+            self.save("best", self)
+        else:
+            p.bad_evals += 1
+        record["best"] = improved
+        p.history.append(record)
+        self.emit(Event("eval", record))
+        if self.spec["patience"] and p.bad_evals >= self.spec["patience"]:
+            p.stopped = "early-stopping"
+            self.emit(Event("early_stop", {"step": p.step, "best_valid_loss": p.best_valid,
+                                           "patience": self.spec["patience"]}))
+
+    def _end_epoch(self, seconds: float) -> None:
+        p = self.progress
+        train_nll = p.epoch_nll / max(p.epoch_tokens, 1)
+        record = {"event": "epoch", "epoch": p.epoch + 1, "step": p.step,
+                  "train_loss": train_nll, "train_perplexity": perplexity(train_nll),
+                  "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds}
+        p.history.append(record)
+        self.emit(Event("epoch", record))
+        if not self.spec["eval_every"]:
+            self._evaluate()
+        if self.on_epoch is not None:
+            self.on_epoch(p.epoch + 1)
+        p.epoch, p.batch, p.epoch_nll, p.epoch_tokens = p.epoch + 1, 0, 0.0, 0
+        every = self.spec["checkpoint_every"]
+        if every and p.epoch % every == 0:
+            self.save("epoch", self)
+        if p.stopped is None and p.epoch < self.spec["epochs"]:
+            self.save("last", self)                  # the final one is saved by fit()
+
+    # -- saving and restoring -----------------------------------------------------------------
+    def training_state(self) -> tuple[dict, dict]:
+        """(tensors, JSON) of everything needed to continue exactly: optimizer, RNGs,
+        the carried recurrent state and Progress. Model weights are saved separately."""
+        tensors, optim_meta = optimizer_to_flat(self.optimizer)
+        carry, structure = state_to_flat(self.carried)
+        tensors.update(carry)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.trainer"] = self.generator.get_state()
+        meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure}
+        return tensors, meta
+
+    def load_training_state(self, tensors: dict, meta: dict) -> None:
+        optimizer_from_flat(self.optimizer, {k: v for k, v in tensors.items()
+                                             if k.startswith("optim.")}, meta["optimizer"])
+        self.carried = state_from_flat(tensors, meta["carry"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.generator.set_state(tensors["rng.trainer"])
+        self.progress = Progress(**meta["progress"])
+        self.progress.stopped = None                 # resuming: the epoch count decides

@@ -79,14 +79,15 @@ def test_debug_shows_the_traceback(runner, spec_file):
 
 def test_run_writes_everything_into_one_directory(runner, trained, tmp_path):
     files = sorted(p.name for p in (tmp_path / trained).iterdir())
-    assert files == ["metrics.jsonl", "model.safetensors", "samples.json", "spec.json"]
+    assert files == ["best.safetensors", "last.safetensors", "metrics.jsonl", "plot.png",
+                     "samples.json", "spec.json"]
 
 
-def test_run_refuses_to_overwrite_a_finished_run(runner, trained, spec_file):
-    before = (pytest.importorskip("pathlib").Path(trained) / "model.safetensors").read_bytes()
+def test_run_refuses_to_overwrite_a_finished_run(runner, trained, spec_file, tmp_path):
+    before = (tmp_path / trained / "last.safetensors").read_bytes()
     result = runner.invoke(cli, ["run", str(spec_file), "--out", trained])
     assert result.exit_code == 2 and "already holds a run" in result.stderr
-    assert (pytest.importorskip("pathlib").Path(trained) / "model.safetensors").read_bytes() == before
+    assert (tmp_path / trained / "last.safetensors").read_bytes() == before
 
 
 def test_resolved_spec_reruns_unchanged(runner, trained):
@@ -94,7 +95,8 @@ def test_resolved_spec_reruns_unchanged(runner, trained):
     assert result.exit_code == 0, result.output
     first = [json.loads(l) for l in open(f"{trained}/metrics.jsonl")]
     second = [json.loads(l) for l in open("again/metrics.jsonl")]
-    assert [r["train_loss"] for r in first] == [r["train_loss"] for r in second]
+    assert [r.get("train_loss") for r in first] == [r.get("train_loss") for r in second]
+    assert [r.get("valid_loss") for r in first] == [r.get("valid_loss") for r in second]
 
 
 def test_plugins_json(runner):

@@ -62,7 +62,7 @@ def test_installed_package_runs_an_example_from_outside_the_repo(venv, tmp_path)
     result = seqgen_cmd(venv, "run", "spec.json", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "run directory: out" in result.stdout
-    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "last.safetensors").is_file()
 
 
 def test_third_party_plugin_is_listed_and_the_broken_one_is_reported(venv, tmp_path):

@@ -1,0 +1,48 @@
+"""Loss and perplexity curves from runs' metrics.jsonl, as a PNG (matplotlib, Agg)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .atomic import atomic_path
+from .errors import SeqgenError
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise SeqgenError(f"{run_dir}: no metrics.jsonl (is it a run directory?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Train and validation loss (left) and perplexity (right) against optimizer steps,
+    one colour per run, so several runs overlay on the same axes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, run_dir in enumerate(run_dirs):
+        rows = read_metrics(run_dir)
+        colour = f"C{i}"
+        label = Path(run_dir).name
+        for kind, key, style in (("epoch", "train", "--"), ("eval", "valid", "-")):
+            points = [(r["step"], r[f"{key}_loss"]) for r in rows
+                      if r.get("event") == kind and f"{key}_loss" in r]
+            if not points:
+                continue
+            steps, losses = zip(*points)
+            ax_loss.plot(steps, losses, style, color=colour, marker=".", label=f"{label} {key}")
+            ax_ppl.plot(steps, [min(2.718281828 ** v, 1e6) for v in losses], style,
+                        color=colour, marker=".", label=f"{label} {key}")
+    for ax, title in ((ax_loss, "loss (nats per token)"), (ax_ppl, "perplexity")):
+        ax.set_xlabel("optimizer step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,108 @@
+"""How the CLI shows a run: a progress bar on a terminal, plain log lines otherwise.
+
+The bar (tqdm) shows epoch, loss, perplexity and tokens per second, and is redrawn at
+most a few times a second, so it costs nothing measurable per step. Output that is not
+a terminal (a log file, CI) gets one line per `log_every` steps instead.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import click
+
+from .events import Event
+
+
+class Printer:
+    def __init__(self, mode: str = "auto", stream=None):
+        self.mode = mode
+        self.stream = stream if stream is not None else click.get_text_stream("stdout")
+        self.bar = None
+        self._tokens, self._since = 0, time.perf_counter()
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"on_{event.kind}", None)
+        if handler is not None:
+            handler(event.data)
+
+    @property
+    def use_bar(self) -> bool:
+        if self.mode == "auto":
+            return bool(getattr(self.stream, "isatty", lambda: False)())
+        return self.mode == "bar"
+
+    def echo(self, text: str, err: bool = False) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr if err else self.stream)
+        else:
+            click.echo(text, file=sys.stderr if err else self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    # -- events ------------------------------------------------------------------------------
+    def on_start(self, d):
+        self.mode = d.get("progress", self.mode)
+        self.echo(f"run directory: {d['run_dir']}")
+        if d.get("resumed_at_step"):
+            self.echo(f"resuming at step {d['resumed_at_step']}")
+        self.echo(f"data: {d['dataset']} ({d['train_tokens']:,} training tokens, vocabulary "
+                  f"{d['vocabulary']}, task {d['task']})")
+        self.echo(f"model: {d['parameters']:,} parameters on {d['device']}")
+
+    def on_epoch_start(self, d):
+        if not self.use_bar:
+            return
+        from tqdm import tqdm
+        self.close()
+        self.bar = tqdm(total=d["batches"], initial=d["done"], desc=f"epoch {d['epoch']}",
+                        file=self.stream, leave=False, dynamic_ncols=True, mininterval=0.25)
+        self._tokens, self._since = 0, time.perf_counter()
+
+    def on_step(self, d):
+        if self.bar is None:
+            return
+        self._tokens += d["tokens"]
+        self.bar.update(1)
+        elapsed = time.perf_counter() - self._since
+        self.bar.set_postfix(loss=f"{d['loss']:.3f}", ppl=f"{math.exp(min(d['loss'], 50)):.2f}",
+                             tok_s=f"{self._tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+
+    def on_log(self, d):
+        if self.bar is None:
+            self.echo(f"step {d['step']:>6} | epoch {d['epoch']:>3} | loss {d['loss']:.4f} | "
+                      f"ppl {d['perplexity']:8.3f} | {d['tokens_per_second']:,.0f} tok/s")
+
+    def on_epoch(self, d):
+        self.close()
+        self.echo(f"epoch {d['epoch']}: train loss {d['train_loss']:.4f}, ppl "
+                  f"{d['train_perplexity']:.3f} ({d['seconds']:.1f}s)")
+
+    def on_eval(self, d):
+        mark = " *" if d.get("best") else ""
+        self.echo(f"  step {d['step']}: valid loss {d['valid_loss']:.4f}, ppl "
+                  f"{d['valid_perplexity']:.3f}{mark}")
+
+    def on_early_stop(self, d):
+        self.echo(f"early stopping at step {d['step']}: no better validation loss in "
+                  f"{d['patience']} evaluations (best {d['best_valid_loss']:.4f})")
+
+    def on_sample(self, d):
+        self.echo(f"  sample: {d['prompt']!r} -> {d['text']!r}")
+
+    def on_generated(self, d):
+        self.echo(f"[{d['strategy']}] {d['prompt']}{d['text']}")
+
+    def on_warning(self, d):
+        self.echo(f"warning: {d['message']}", err=True)
+
+    def on_checkpoint(self, d):
+        if d["kind"] == "epoch":
+            self.echo(f"saved {d['path']}")
+
+    def on_plot(self, d):
+        self.echo(f"plot: {d['path']}")

@@ -1,0 +1,220 @@
+"""One run directory: building a run from a spec, saving as it trains, resuming it.
+
+    RUN_DIR/
+      spec.json                 the resolved spec (re-runnable as is)
+      last.safetensors          weights + full training state (resume from here)
+      best.safetensors          weights with the best validation loss so far
+      checkpoints/epoch-N.safetensors   every train.checkpoint_every epochs
+      metrics.jsonl             one JSON line per epoch and per evaluation
+      samples.json, plot.png    written when the run ends
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from . import checkpoint as ckpt
+from .atomic import append_line, write_text
+from .data import CAUSAL_TASKS, Dataset
+from .errors import CheckpointError, SpecError, TrainingError
+from .events import Emit, Event
+from .generate import Sample, TextGenerator
+from .train import Progress, Trainer
+
+if TYPE_CHECKING:
+    from .api import Session
+
+SPEC_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE = ("spec.json", "metrics.jsonl",
+                                                    "samples.json", "plot.png")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    spec: dict
+    num_parameters: int
+    train: Progress
+    samples: list[Sample] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.train.stopped and self.train.stopped.startswith("interrupted"))
+
+
+class Run:
+    def __init__(self, session: "Session", spec: dict, emit: Emit):
+        self.session, self.spec, self.emit = session, spec, emit
+        self.device = pick_device(spec["device"])
+        torch.manual_seed(spec["seed"])
+        self.dataset: Dataset = session.build("dataset", spec["dataset"])
+        check_dataset(self.dataset, spec)
+        self.model = session.build_model(spec, len(self.dataset.vocab)).to(self.device)
+        self.sampler = session.build("sampler", spec["sampler"], self.dataset.train,
+                                     seed=spec["seed"], rank=0, world_size=1)
+        self.train_strategy = session.build("strategy", spec["train"]["strategy"])
+        self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
+        self.generator = TextGenerator(self.model, self.dataset.vocab, self.dataset.task)
+        self.run_dir: Path | None = None
+        self.trainer = Trainer(self.model, self.sampler, self.train_strategy, spec["train"],
+                               self.device, spec["seed"], valid=self.dataset.valid,
+                               emit=self._record, on_epoch=self._show_samples, save=self._save)
+
+    # -- the run directory ----------------------------------------------------------------------
+    def create(self, out) -> None:
+        self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"])
+        write_text(self.run_dir / SPEC_FILE,
+                   json.dumps(self.spec, indent=2, ensure_ascii=False) + "\n")
+
+    def restore(self, run_dir: Path) -> None:
+        """Load last.safetensors into the model and trainer; drop metrics written after it."""
+        self.run_dir = run_dir
+        c = ckpt.load(run_dir / ckpt.LAST_FILE)
+        if (difference := c.vocab.difference(self.dataset.vocab)) is not None:
+            raise CheckpointError(f"{run_dir}: the data's vocabulary differs from the "
+                                  f"checkpoint's: {difference}")
+        self.model.load_state_dict(c.group("model"))
+        if "trainer" not in c.state:
+            raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: holds no training state to resume")
+        self.trainer.load_training_state(c.tensors, c.state["trainer"])
+        step = self.trainer.progress.step
+        metrics = self.run_dir / METRICS_FILE
+        if metrics.exists():
+            kept = [line for line in metrics.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= step]
+            write_text(metrics, "".join(line + "\n" for line in kept))
+
+    def _save(self, kind: str, trainer: Trainer) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        state = {"step": trainer.progress.step, "epoch": trainer.progress.epoch}
+        if kind == "best":
+            path = self.run_dir / ckpt.BEST_FILE
+        else:
+            extra, meta = trainer.training_state()
+            tensors.update(extra)
+            state["trainer"] = meta
+            path = (self.run_dir / ckpt.LAST_FILE if kind == "last" else
+                    self.run_dir / "checkpoints" / f"epoch-{trainer.progress.epoch:04d}.safetensors")
+        ckpt.save(path, ckpt.Checkpoint(self.spec, self.dataset.vocab, self.dataset.task,
+                                        tensors, state))
+        self.emit(Event("checkpoint", {"kind": kind, "path": str(path),
+                                       "step": trainer.progress.step}))
+
+    def _record(self, event: Event) -> None:
+        if event.kind in ("epoch", "eval"):
+            append_line(self.run_dir / METRICS_FILE, json.dumps(event.data))
+        self.emit(event)
+
+    def _show_samples(self, epoch: int) -> None:
+        every, gen = self.spec["train"]["sample_every"], self.spec["generate"]
+        if not every or epoch % every or self.dataset.task not in CAUSAL_TASKS and not gen["prompts"]:
+            return
+        strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
+        for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,
+                                         self.spec["seed"], gen["on_unknown"]):
+            self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt, "text": s.text}))
+        self.model.train()
+
+    # -- running ------------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        self._announce()
+        progress = self.trainer.fit()
+        result = RunResult(self.run_dir, self.spec, self.model.num_parameters(), progress,
+                           checkpoint=self.run_dir / ckpt.LAST_FILE)
+        if result.interrupted:
+            self.emit(Event("interrupted", {"signal": progress.stopped.split(":")[1],
+                                            "run_dir": str(self.run_dir), "step": progress.step}))
+            return result
+        best = self.run_dir / ckpt.BEST_FILE
+        if best.exists():      # deliver (and sample from) the best model, as `generate` will
+            self.model.load_state_dict(ckpt.load(best).group("model"))
+            result.checkpoint = best
+        result.samples = self._generate()
+        self._plot()
+        self.emit(Event("end", {"run_dir": str(self.run_dir), "steps": progress.step,
+                                "seconds": progress.seconds, "stopped": progress.stopped,
+                                "history": progress.history[-2:]}))
+        return result
+
+    def _announce(self) -> None:
+        self.emit(Event("start", {"run_dir": str(self.run_dir),
+                                  "parameters": self.model.num_parameters(),
+                                  "device": str(self.device), "dataset": self.dataset.source,
+                                  "vocabulary": len(self.dataset.vocab),
+                                  "task": self.dataset.task,
+                                  "train_tokens": len(self.dataset.train),
+                                  "resumed_at_step": self.trainer.progress.step,
+                                  "progress": self.spec["train"]["progress"]}))
+        notes = [("train.strategy", self.train_strategy)] + [
+            (f"generate.strategies[{i}]", s) for i, s in enumerate(self.gen_strategies)]
+        for where, strategy in notes:
+            for note in strategy.warnings():
+                self.emit(Event("warning", {"message": f"$.{where}: {note}"}))
+        if self.spec["train"]["amp"] and self.device.type != "cuda":
+            self.emit(Event("warning", {"message": "$.train.amp: mixed precision is used on "
+                                                   "CUDA only; it has no effect on "
+                                                   f"{self.device.type}"}))
+
+    def _generate(self) -> list[Sample]:
+        gen, samples = self.spec["generate"], []
+        for strategy in self.gen_strategies:
+            samples += self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"],
+                                               gen["num_samples"], self.spec["seed"],
+                                               gen["on_unknown"])
+        for s in samples:
+            self.emit(Event("generated", {"strategy": s.strategy, "prompt": s.prompt,
+                                          "text": s.text}))
+        write_text(self.run_dir / SAMPLES_FILE, json.dumps(
+            [s.__dict__ for s in samples], indent=2, ensure_ascii=False) + "\n")
+        return samples
+
+    def _plot(self) -> None:
+        from .plot import plot_runs
+        path = plot_runs([self.run_dir], self.run_dir / PLOT_FILE)
+        self.emit(Event("plot", {"path": str(path)}))
+
+
+def prepare_run_dir(out, name: str) -> Path:
+    """The run directory: `out`, or runs/<name>-<timestamp>. Never reuses a finished run."""
+    import time
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir, n = Path("runs") / f"{name}-{stamp}", 1
+        while run_dir.exists():
+            n += 1
+            run_dir = Path("runs") / f"{name}-{stamp}-{n}"
+    else:
+        run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SpecError([f"$.out: {run_dir} exists and is not a directory"])
+    if (run_dir / SPEC_FILE).exists():
+        raise SpecError([f"$.out: {run_dir} already holds a run ({SPEC_FILE} exists); choose "
+                         f"another directory with --out, or continue it with --resume"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def pick_device(name: str) -> torch.device:
+    mps = getattr(torch.backends, "mps", None)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps and mps.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' was asked for, but torch sees no CUDA device "
+                            "(use \"device\": \"auto\" or \"cpu\")")
+    if name == "mps" and not (mps and mps.is_available()):
+        raise TrainingError("device 'mps' was asked for, but it is not available")
+    return torch.device(name)
+
+
+def check_dataset(dataset: Dataset, spec: dict) -> None:
+    """Rules validation could not check before the dataset existed."""
+    if dataset.task in CAUSAL_TASKS and spec["model"]["cell"].get("bidirectional"):
+        raise SpecError([f"$.model.cell.bidirectional: dataset {spec['dataset']['type']!r} "
+                         f"is a {dataset.task!r} task; a bidirectional cell would see the "
+                         f"tokens it must predict. Use it only for aligned tasks."])
