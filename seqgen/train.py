@@ -83,7 +83,8 @@ class Progress:
     best_valid: float | None = None
     bad_evals: int = 0          # evaluations since the best one (early stopping)
     seconds: float = 0.0        # training time before this process (resume)
-    stopped: str | None = None  # "interrupted:SIGINT", "early-stopping", "max-steps", "done"
+    stopped: str | None = None  # "interrupted:SIGINT", "early-stopping", "max-steps",
+                                # "time-limit" or "done"
     history: list = field(default_factory=list)
 
     @property
@@ -176,6 +177,8 @@ class Trainer:
                         p.stopped = f"interrupted:{stop.signal}"
                     elif spec["max_steps"] and p.step >= spec["max_steps"]:
                         p.stopped = "max-steps"
+                    elif spec["max_seconds"] and time.perf_counter() - started >= spec["max_seconds"]:
+                        p.stopped = "time-limit"
                     if p.stopped:
                         break
                 if p.stopped and p.stopped.startswith("interrupted"):
