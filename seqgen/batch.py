@@ -56,7 +56,9 @@ class Sampler:
     state_rule: StateRule = "reset"
 
     def __len__(self) -> int:
-        """Batches per epoch (never zero: raise DataError when the data is too small)."""
+        """Batches per epoch: the same for every epoch, and for every rank when sharded
+        (so all processes take the same number of steps). Never zero: raise DataError
+        from the constructor when the data is too small for one batch."""
         raise NotImplementedError
 
     def epoch(self, epoch: int) -> Iterator[Batch]:

@@ -50,7 +50,7 @@ class Printer:
         self.echo(f"run directory: {d['run_dir']}")
         if d.get("resumed_at_step"):
             self.echo(f"resuming at step {d['resumed_at_step']}")
-        self.echo(f"data: {d['dataset']} ({d['train_tokens']:,} training tokens, vocabulary "
+        self.echo(f"data: {d['dataset']} ({d['train_size']:,} training {d['train_unit']}, vocabulary "
                   f"{d['vocabulary']}, task {d['task']})")
         self.echo(f"model: {d['parameters']:,} parameters on {d['device']}")
 

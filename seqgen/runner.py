@@ -146,7 +146,9 @@ class Run:
                                   "device": str(self.device), "dataset": self.dataset.source,
                                   "vocabulary": len(self.dataset.vocab),
                                   "task": self.dataset.task,
-                                  "train_tokens": len(self.dataset.train),
+                                  "train_size": len(self.dataset.train),
+                                  "train_unit": ("tokens" if self.dataset.train.kind == "stream"
+                                                 else "sequences"),
                                   "resumed_at_step": self.trainer.progress.step,
                                   "progress": self.spec["train"]["progress"]}))
         notes = [("train.strategy", self.train_strategy)] + [

@@ -1,0 +1,67 @@
+"""Reading corpus files: resolve `path`/`paths` (files or globs), read bytes, decode once.
+
+Every failure is a `seqgen.DataError` naming the file, so a spec author sees which file
+to fix: missing, a directory, a glob that matches nothing, bytes that are not UTF-8.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from seqgen import DataError, read_text
+
+GLOB_CHARS = set("*?[")
+
+
+def resolve(path: str | None = None, paths: list[str] | None = None) -> list[Path]:
+    """The files named by `path` (one file or glob) or `paths` (a list of either), in order.
+
+    Relative names resolve against the current working directory; a glob's matches are
+    sorted so the corpus is the same on every machine.
+    """
+    if (path is None) == (paths is None):
+        raise DataError("give exactly one of 'path' (a file or glob) or 'paths' (a list)")
+    names = [path] if path is not None else list(paths)
+    if not names:
+        raise DataError("'paths' is empty: name at least one file")
+    files: list[Path] = []
+    for name in names:
+        files.extend(_expand(str(name)))
+    return files
+
+
+def _expand(name: str) -> list[Path]:
+    if GLOB_CHARS & set(name):
+        matches = sorted(m for m in glob.glob(name, recursive=True) if os.path.isfile(m))
+        if not matches:
+            raise DataError(f"{name}: no file matches this pattern (looked in {os.getcwd()})")
+        return [Path(m) for m in matches]
+    p = Path(name)
+    if p.is_dir():
+        raise DataError(f"{name}: is a directory, not a file; "
+                        f"name a file, or a glob such as '{p / '*.txt'}'")
+    if not p.exists():
+        raise DataError(f"{name}: no such file (looked in {os.getcwd()})")
+    return [p]
+
+
+def read_corpus(files: list[Path]) -> str:
+    """All files as one text; a newline separates files that do not end with one."""
+    parts = []
+    for f in files:
+        text = read_text(f)
+        if parts and parts[-1] and not parts[-1].endswith("\n"):
+            parts.append("\n")
+        parts.append(text)
+    text = "".join(parts)
+    if not text:
+        raise DataError(f"{describe(files)}: empty corpus")
+    return text
+
+
+def describe(files: list[Path]) -> str:
+    """Short name of a file list for messages and `Dataset.source`."""
+    if len(files) == 1:
+        return str(files[0])
+    return f"{files[0]} and {len(files) - 1} more file(s)"

@@ -1,0 +1,65 @@
+"""The "text" dataset: a language-modelling corpus (task "lm") from UTF-8 files.
+
+Pipeline: read every file (bytes, decoded once) -> keep the first `max_chars` -> newlines
+-> lowercase -> tokens (chars or words) -> vocabulary -> one id stream -> the tail
+`valid_fraction` of the stream is the validation split (unseen, contiguous text).
+
+The vocabulary is built from the whole corpus, so validation never meets an unknown
+character; at word level, words rarer than `min_freq` become <unk> in both splits.
+"""
+from __future__ import annotations
+
+from seqgen import DataError, Dataset, TokenStream, Vocab
+
+from .files import describe, read_corpus, resolve
+from .options import LEVEL_OPTIONS, PATH_OPTIONS, valid_fraction_option
+from .splits import train_size
+from .tokens import encode_words, split_words, word_vocab
+
+TEXT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **PATH_OPTIONS,
+        **LEVEL_OPTIONS,
+        "newlines": {"enum": ["keep", "space"], "default": "keep",
+                     "description": "Keep newlines as tokens, or replace each with a space."},
+        "max_chars": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                      "description": "Use only the first N characters of the corpus "
+                                     "(before splitting); null uses all of it."},
+        "valid_fraction": valid_fraction_option(0.1),
+    },
+}
+DESCRIPTION = "Language-modelling corpus from UTF-8 text files, char or word level (task lm)."
+
+
+def build_text_dataset(path=None, paths=None, level="char", pattern=None, min_freq=1,
+                       lowercase=False, newlines="keep", max_chars=None,
+                       valid_fraction=0.1) -> Dataset:
+    files = resolve(path, paths)
+    source = describe(files)
+    text = read_corpus(files)
+    if max_chars is not None:
+        text = text[:max_chars]
+    if newlines == "space":
+        text = text.replace("\n", " ")
+    if lowercase:
+        text = text.lower()
+
+    if level == "char":
+        vocab = Vocab.from_text(text)
+        ids = vocab.encode(text)
+    else:
+        words = split_words(text, pattern)
+        if not words:
+            raise DataError(f"{source}: no words found"
+                            + (f" matching {pattern!r}" if pattern else ""))
+        vocab = word_vocab(words, min_freq)
+        ids = encode_words(vocab, words)
+
+    n_train = train_size(len(ids), valid_fraction, "tokens", source)
+    train = TokenStream(ids[:n_train])
+    valid = TokenStream(ids[n_train:]) if n_train < len(ids) else None
+    info = {"files": len(files), "characters": len(text), "tokens": len(ids),
+            "train_tokens": n_train, "valid_tokens": len(ids) - n_train,
+            "vocab_size": len(vocab), "dtype": str(ids.dtype).replace("torch.", "")}
+    return Dataset(vocab=vocab, task="lm", train=train, valid=valid, source=source, info=info)
