@@ -95,7 +95,8 @@ class Printer:
         self.echo(f"  sample: {d['prompt']!r} -> {d['text']!r}")
 
     def on_generated(self, d):
-        self.echo(f"[{d['strategy']}] {d['prompt']}{d['text']}")
+        joiner = " -> " if d.get("aligned") else ""
+        self.echo(f"[{d['strategy']}] {d['prompt']}{joiner}{d['text']}")
 
     def on_warning(self, d):
         self.echo(f"warning: {d['message']}", err=True)

@@ -169,6 +169,7 @@ class Run:
                                                gen["on_unknown"])
         for s in samples:
             self.emit(Event("generated", {"strategy": s.strategy, "prompt": s.prompt,
+                                          "aligned": self.dataset.task == "aligned",
                                           "text": s.text}))
         write_text(self.run_dir / SAMPLES_FILE, json.dumps(
             [s.__dict__ for s in samples], indent=2, ensure_ascii=False) + "\n")
