@@ -1,0 +1,75 @@
+"""Scratch cells: the recurrence written out in Python, stacked over layers and directions.
+
+A family module (scratch_rnn.py, scratch_gru.py, scratch_lstm.py) supplies `recurrence`,
+one direction of one layer:
+
+    recurrence(x [T, B, I], state (h,) or (h, c) each [B, H], w_ih, w_hh, b_ih, b_hh,
+               valid [T, B, 1] bool or None) -> (output [T, B, H], final state tuple)
+
+This class wires layers, directions, dropout and padding around it. The weights live in
+`self.rnn`, a RecurrentWeights with nn.RNN/GRU/LSTM's names and shapes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import RecurrentCell
+from .lengths import reverse_within_length, valid_steps
+from .weights import RecurrentWeights
+
+
+def project_inputs(x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor | None):
+    """All time steps' input projections in one matmul, split per step.
+
+    x [T, B, I] -> T tensors [B, G*H], each W_ih x_t + bias. `unbind` rather than
+    indexing xw[t]: its backward stacks the T gradients once, where every xw[t] slice
+    would allocate (and sum) a full [T, B, G*H] gradient of its own.
+    """
+    T, B, I = x.shape
+    flat = x.reshape(T * B, I)                                   # [T*B, I]
+    xw = flat @ w_ih.t() if bias is None else torch.addmm(bias, flat, w_ih.t())
+    return xw.view(T, B, -1).unbind(0)
+
+
+def add_biases(b_ih: torch.Tensor | None, b_hh: torch.Tensor | None) -> torch.Tensor | None:
+    """b_ih + b_hh, folded into the input projection when the gates only ever add them."""
+    return None if b_ih is None else b_ih + b_hh
+
+
+class ScratchCell(RecurrentCell):
+    """Subclasses set `gate_count` and `recurrence` (a staticmethod, or a method when it
+    depends on an option, like the RNN's nonlinearity)."""
+
+    def __init__(self, input_size: int, **options):
+        super().__init__(input_size, **options)
+        self.rnn = RecurrentWeights(self.input_size, self.hidden_size, self.num_layers,
+                                    self.gate_count, self.bias, self.bidirectional)
+
+    def forward(self, x: torch.Tensor, state=None, lengths: torch.Tensor | None = None):
+        """x [T, B, I] -> (output [T, B, H*D], state [L*D, B, H] or (h, c))."""
+        T, B, _ = x.shape
+        parts = self.split_state(self.initial_state(B, x.device) if state is None else state)
+        valid = None if lengths is None else valid_steps(lengths, T, x.device)  # [T, B, 1]
+        directions = self.num_directions
+        finals = []  # per layer * D + direction: final state tuple, each [B, H]
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                start = tuple(p[index] for p in parts)           # each [B, H]
+                weights = self.layer_weights(index)
+                if direction == 0:
+                    output, final = self.recurrence(x, start, *weights, valid)
+                else:  # right to left, each row from its own last real step
+                    output, final = self.recurrence(reverse_within_length(x, lengths), start,
+                                                    *weights, valid)
+                    output = reverse_within_length(output, lengths)
+                outputs.append(output)                           # [T, B, H]
+                finals.append(final)
+            x = torch.cat(outputs, 2) if directions == 2 else outputs[0]  # [T, B, H*D]
+            if layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, self.training)
+        if valid is not None:
+            x = x.masked_fill(~valid, 0.0)  # padded steps hold the frozen state: zero them
+        return x, self.join_state(tuple(torch.stack(part) for part in zip(*finals)))

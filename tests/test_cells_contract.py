@@ -1,0 +1,110 @@
+"""seqgen.testing.cells.check_cell: every built-in passes it, and it catches broken cells."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from seqgen_plugins.cells import register_cells
+from seqgen_plugins.cells.fused import FusedLSTM, FusedRNN
+from seqgen_plugins.cells.scratch_gru import ScratchGRU
+from seqgen_plugins.cells.scratch_rnn import ScratchRNN
+from seqgen.testing.cells import check_cell
+
+CELLS = {}
+register_cells(lambda name, factory, **_: CELLS.setdefault(name, factory))
+
+OPTIONS = [
+    {"hidden_size": 8},
+    {"hidden_size": 8, "num_layers": 2},
+    {"hidden_size": 8, "bidirectional": True},
+    {"hidden_size": 8, "initial_state": "learned"},
+    {"hidden_size": 8, "num_layers": 2, "bidirectional": True, "initial_state": "learned",
+     "bias": False, "dropout": 0.3},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_every_builtin_cell_keeps_the_contract(name, options):
+    check_cell(CELLS[name], options=options)
+
+
+def test_check_cell_leaves_the_global_rng_alone():
+    before = torch.get_rng_state()
+    check_cell(CELLS["lstm"], options={"hidden_size": 4})
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+# Cells that each break one property of the contract.
+
+class NotACell(nn.Module):
+    def __init__(self, input_size, **options):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, 8)
+
+
+class TimeMajorIgnored(FusedLSTM):
+    def forward(self, x, state=None, lengths=None):
+        output, state = super().forward(x, state, lengths)
+        return output.transpose(0, 1), state  # [B, T, H]
+
+
+class DefaultStateIsNotInitialState(ScratchGRU):
+    def forward(self, x, state=None, lengths=None):
+        if state is None:
+            state = self.initial_state(x.shape[1]) + 1
+        return super().forward(x, state, lengths)
+
+
+class IgnoresState(ScratchGRU):
+    def forward(self, x, state=None, lengths=None):
+        return super().forward(x, None, lengths)
+
+
+class ForgetsStateWhenStepping(FusedLSTM):
+    def forward(self, x, state=None, lengths=None):
+        return super().forward(x, None if x.shape[0] == 1 else state, lengths)
+
+
+class SeedsItsOwnWeights(ScratchRNN):
+    def __init__(self, input_size, **options):
+        super().__init__(input_size, **options)
+        with torch.no_grad():
+            self.rnn.weight_hh_l0.add_(random.random())  # Python's RNG, not torch's
+
+
+class UnusedParameter(FusedRNN):
+    def __init__(self, input_size, **options):
+        super().__init__(input_size, **options)
+        self.scale = nn.Parameter(torch.ones(1))
+
+
+class IgnoresLengths(FusedLSTM):
+    def forward(self, x, state=None, lengths=None):
+        return super().forward(x, state)
+
+
+class LastStepStateWithLengths(ScratchGRU):
+    """Zeroes padded outputs but returns the state after step T, not the row's last."""
+    def forward(self, x, state=None, lengths=None):
+        output, _ = super().forward(x, state, lengths)
+        return output, super().forward(x, state)[1]
+
+
+@pytest.mark.parametrize("factory, broken", [
+    (NotACell, "type"),
+    (TimeMajorIgnored, "shapes"),
+    (DefaultStateIsNotInitialState, "initial_state"),
+    (IgnoresState, "state"),
+    (ForgetsStateWhenStepping, "stepping"),
+    (SeedsItsOwnWeights, "determinism"),
+    (UnusedParameter, "gradients"),
+    (IgnoresLengths, "lengths"),
+    (LastStepStateWithLengths, "lengths"),
+])
+def test_check_cell_names_the_broken_property(factory, broken):
+    with pytest.raises(AssertionError, match=rf"^cell contract '{broken}' failed for {factory.__name__}"):
+        check_cell(factory, options={"hidden_size": 8})
