@@ -11,7 +11,7 @@ from .data import Dataset, SequenceSet, Split, TokenStream
 from .errors import (CheckpointError, DataError, GenerationError, PluginError, SeqgenError,
                      SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
-from .strategy import Strategy
+from .strategy import GenerationWarning, Hypothesis, Strategy
 from .text_io import read_text
 from .state import State, detach_state, map_state, select_batch
 from .api import Session
@@ -26,7 +26,7 @@ __all__ = [
     "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
-    "Event", "LoadedModel", "RunResult",
+    "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis",
 ]
 
 

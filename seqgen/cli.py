@@ -161,31 +161,62 @@ def plugins(ctx, as_json):
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--prompt", "prompts", multiple=True, help="Text to continue. Repeatable.")
-@click.option("--strategy", default="greedy", show_default=True, help="Decoding strategy name.")
+@click.option("--strategy", default="greedy", show_default=True,
+              help="Decoding strategy name (`seqgen plugins` lists them).")
 @click.option("--set", "options", multiple=True, metavar="KEY=VALUE",
               help="A strategy option, e.g. --set temperature=0.7. Repeatable.")
-@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(1),
+              help="Samples per prompt (beam: the best sequences, at most its width).")
 @click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--stop", "stops", multiple=True, metavar="TEXT",
+              help="End a sample at this text; it is cut before it. Repeatable.")
+@click.option("--stream", is_flag=True,
+              help="Print the text as it is generated (one prompt, one sample).")
 @click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]), default="error",
               show_default=True, help="Prompt characters outside the vocabulary.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
 def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_tokens, seed,
-             on_unknown, as_json):
-    """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory)."""
+             stops, stream, on_unknown, as_json):
+    """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory).
+
+    Options with no effect in the chosen combination are reported as warnings on stderr.
+    Strategies that score (beam, teacher-forcing with --set reference=TEXT) also print
+    each sample's score and perplexity.
+    """
+    import warnings
+
     from .spec import apply_overrides
+    if stream and (len(prompts) > 1 or num_samples > 1 or as_json):
+        raise click.UsageError("--stream prints one sample as it is generated: give at most "
+                               "one --prompt, --num-samples 1, and no --json")
     model = make_session(ctx).load(checkpoint)
-    strategy_spec = apply_overrides({"type": strategy}, list(options))
-    samples = model.generate(list(prompts) or [""], strategy_spec, max_new_tokens,
-                             num_samples, seed, on_unknown)
-    if as_json:
-        click.echo(json.dumps([s.__dict__ for s in samples], ensure_ascii=False, indent=2))
-        return
-    for s in samples:
-        click.echo(s.prompt + s.text)
+    chosen = model.strategy(apply_overrides({"type": strategy}, list(options)))
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        if stream:
+            pieces = model.stream(prompts[0] if prompts else "", chosen, max_new_tokens, seed,
+                                  on_unknown, stop=stops)
+        else:
+            samples = model.generate(list(prompts) or [""], chosen, max_new_tokens,
+                                     num_samples, seed, on_unknown, stop=stops)
+    for note in notes:
+        click.echo(f"warning: {note.message}", err=True)
+    if stream:
+        click.echo(prompts[0] if prompts else "", nl=False)
+        for piece in pieces:
+            click.echo(piece, nl=False)
         click.echo("")
+    elif as_json:
+        click.echo(json.dumps([s.to_dict() for s in samples], ensure_ascii=False, indent=2))
+    else:
+        for s in samples:
+            click.echo(s.prompt + s.text)
+            if chosen.search is not None and s.perplexity is not None:
+                click.echo(f"[score {s.score:.4f}, perplexity {s.perplexity:.3f}]")
+            click.echo("")
 
 
 @cli.command(name="eval")

@@ -3,18 +3,31 @@
 All prompts x num_samples rows run together. The prompts (padded, with their lengths)
 go through the model in one whole-sequence call; after that the loop feeds one token
 per step and carries the state, so the cost per new token does not grow with the text.
+
+One step: logits [B, V] -> repetition penalty (if asked) -> strategy.choose -> token [B].
+A row ends at <eos> or at the token that completes a stop string (its text is cut before
+the stop); the loop ends when every row has, or after max_new_tokens. Strategies with
+their own loop (`Strategy.search`: beam search, teacher forcing) get one row per prompt
+and a `Decoding` instead (seqgen/decoding.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator
 
 import torch
 
 from .data import CAUSAL_TASKS
+from .decoding import Decoding
 from .errors import GenerationError
+from .evaluate import perplexity
 from .model import LanguageModel
-from .strategy import Strategy
+from .state import State
+from .stopping import RowText, finish
+from .strategy import Strategy, penalize_repeats
 from .vocab import Vocab
+
+Warn = Callable[[str], None]
 
 
 @dataclass
@@ -22,7 +35,19 @@ class Sample:
     prompt: str
     text: str                       # the continuation only (aligned tasks: the mapping)
     strategy: str
-    logprobs: list[float] = field(default_factory=list)  # log p of each generated token
+    logprobs: list[float] = field(default_factory=list)  # log p of each token of `text`
+    # How the strategy ranks the sequence: the total log-probability of every generated
+    # token, an ending <eos> or stop string included; beam search divides it by
+    # length ** length_penalty. None for aligned tasks.
+    score: float | None = None
+
+    @property
+    def perplexity(self) -> float | None:
+        """exp(-mean log p) over the tokens of `text`; None when it has none."""
+        return perplexity(-sum(self.logprobs) / len(self.logprobs)) if self.logprobs else None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "perplexity": self.perplexity}
 
 
 def start_token(vocab: Vocab) -> int:
@@ -34,6 +59,17 @@ def start_token(vocab: Vocab) -> int:
                           "and this vocabulary has none; give a non-empty prompt")
 
 
+def check_stops(stop: Iterable[str] | str) -> tuple[str, ...]:
+    stops = (stop,) if isinstance(stop, str) else tuple(stop)
+    if any(not isinstance(s, str) or not s for s in stops):
+        raise GenerationError(f"stop strings must be non-empty text, got {list(stops)!r}")
+    return stops
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
 class TextGenerator:
     """A loaded model and its vocabulary; safe to share between threads (it is never
     mutated: every call uses its own torch.Generator)."""
@@ -43,68 +79,176 @@ class TextGenerator:
         self.vocab = vocab
         self.task = task
 
+    # -- public -----------------------------------------------------------------------------
+    def generate(self, prompts: list[str], strategy: Strategy, max_new_tokens: int = 100,
+                 num_samples: int = 1, seed: int = 0, on_unknown: str = "error",
+                 name: str | None = None, *, stop: Iterable[str] | str = (),
+                 warn: Warn | None = None) -> list[Sample]:
+        """num_samples samples for each prompt, all in one batch, prompt by prompt.
+
+        stop: strings that end a row (its text is cut before the stop). warn: called with
+        each note about options that have no effect (default: ignored).
+        """
+        name, warn = name or strategy.describe(), warn or _ignore
+        if self.task not in CAUSAL_TASKS:
+            return self.map(prompts, on_unknown, name)
+        stops = check_stops(stop)
+        encoded = self.encode_prompts(prompts, on_unknown)
+        for note in self.notes(strategy, num_samples):
+            warn(note)
+        if strategy.search is not None:
+            return self._search(prompts, encoded, strategy, max_new_tokens, num_samples, seed,
+                                on_unknown, stops, warn, name)
+        rows = [ids for ids in encoded for _ in range(num_samples)]
+        texts = [RowText(self.vocab, stops) for _ in rows] if stops else None
+        tokens, logps = [], []
+        for token, logp in self._steps(rows, strategy, max_new_tokens, seed, texts):
+            tokens.append(token)
+            logps.append(logp)
+        tokens = torch.stack(tokens, 1).tolist() if tokens else [[] for _ in rows]  # [B, T]
+        logps = torch.stack(logps, 1).tolist() if logps else [[] for _ in rows]
+        samples = []
+        for row, (toks, lps) in enumerate(zip(tokens, logps)):
+            text, kept, used = texts[row].final() if texts else finish(self.vocab, toks, ())
+            samples.append(Sample(prompts[row // num_samples], text, name, lps[:kept],
+                                  sum(lps[:used])))
+        return samples
+
+    def stream(self, prompt: str, strategy: Strategy, max_new_tokens: int = 100,
+               seed: int = 0, on_unknown: str = "error", *, stop: Iterable[str] | str = (),
+               warn: Warn | None = None) -> Iterator[str]:
+        """The text of one sample, piece by piece as it is generated; the pieces join to
+        what `generate([prompt], ...)` gives with the same seed. Text that may still turn
+        out to start a stop string is held back until it cannot. Strategies with their
+        own search yield their text once, at the end. Errors and notes come at once."""
+        if self.task not in CAUSAL_TASKS or strategy.search is not None:
+            sample = self.generate([prompt], strategy, max_new_tokens, 1, seed, on_unknown,
+                                   stop=stop, warn=warn)[0]
+            return iter([sample.text] if sample.text else [])
+        stops = check_stops(stop)
+        encoded = self.encode_prompts([prompt], on_unknown)
+        for note in self.notes(strategy, 1):
+            (warn or _ignore)(note)
+        return self._stream(encoded, strategy, max_new_tokens, seed, RowText(self.vocab, stops))
+
+    def notes(self, strategy: Strategy, num_samples: int) -> list[str]:
+        """Options that have no effect in this call: the strategy's own, and the call's."""
+        notes = list(strategy.warnings())
+        if strategy.search is None and not strategy.stochastic and num_samples > 1:
+            notes.append(f"{strategy.describe()} is deterministic: the {num_samples} samples "
+                         f"of each prompt are identical (num_samples has no effect)")
+        if strategy.search is not None and strategy.repetition_penalty != 1.0:
+            notes.append(f"{strategy.describe()} runs its own search: repetition_penalty "
+                         f"has no effect")
+        return notes
+
     def encode_prompts(self, prompts: list[str], on_unknown: str) -> list[torch.Tensor]:
+        """Each prompt's ids [T_i] int64 (errors name the prompt, tokens and positions)."""
+        if not prompts:
+            raise GenerationError("no prompts to continue (give at least one, \"\" is fine)")
         encoded = []
         for i, prompt in enumerate(prompts):
             try:
-                ids = self.vocab.encode(prompt, on_unknown=on_unknown).long()
+                encoded.append(self.vocab.encode(prompt, on_unknown=on_unknown).long())
             except GenerationError as e:
                 raise GenerationError(f"prompt {i + 1} ({prompt!r}): {e}") from None
-            if ids.numel() == 0 or (self.task == "lines" and self.vocab.bos_id is not None):
-                ids = torch.cat([torch.tensor([start_token(self.vocab)]), ids])
-            encoded.append(ids)
         return encoded
-
-    @torch.inference_mode()
-    def generate(self, prompts: list[str], strategy: Strategy, max_new_tokens: int = 100,
-                 num_samples: int = 1, seed: int = 0, on_unknown: str = "error",
-                 name: str | None = None) -> list[Sample]:
-        name = name or strategy.describe()
-        if self.task not in CAUSAL_TASKS:
-            return self.map(prompts, on_unknown, name)
-        rows = [p for p in self.encode_prompts(prompts, on_unknown) for _ in range(num_samples)]
-        device = next(self.model.parameters()).device
-        lengths = torch.tensor([len(r) for r in rows])                     # [B]
-        ids = torch.nn.utils.rnn.pad_sequence(rows).to(device)             # [Tp, B]
-        logits, state = self.model(ids, None, lengths)                     # [Tp, B, V]
-        batch = torch.arange(len(rows), device=device)
-        last = logits[(lengths - 1).to(device), batch]                     # [B, V]
-        generator = torch.Generator(device=device).manual_seed(seed)
-        out = torch.empty(max_new_tokens, len(rows), dtype=torch.long, device=device)
-        logp = torch.empty(max_new_tokens, len(rows), device=device)
-        done = torch.zeros(len(rows), dtype=torch.bool, device=device)
-        eos = self.vocab.eos_id
-        steps = 0
-        for t in range(max_new_tokens):
-            token = strategy.choose(last, generator)                        # [B]
-            out[t] = token
-            logp[t] = torch.log_softmax(last.float(), -1).gather(1, token[:, None])[:, 0]
-            steps = t + 1
-            if eos is not None:
-                done |= token == eos
-                if bool(done.all()):
-                    break
-            logits, state = self.model(token.unsqueeze(0), state)           # [1, B, V]
-            last = logits[0]
-        samples = []
-        for col in range(len(rows)):
-            toks = out[:steps, col].tolist()
-            if eos is not None and eos in toks:
-                toks = toks[: toks.index(eos)]
-            samples.append(Sample(prompts[col // num_samples], self.vocab.decode(toks), name,
-                                  logp[: len(toks), col].tolist()))
-        return samples
 
     def map(self, inputs: list[str], on_unknown: str, name: str) -> list[Sample]:
         """Aligned tasks: the most likely target at every input position."""
         out = []
-        for text in inputs:
-            ids = self.vocab.encode(text, on_unknown=on_unknown).long()
-            if ids.numel() == 0:
-                out.append(Sample(text, "", name))
-                continue
-            logits, _ = self.model(ids.unsqueeze(1))                         # [T, 1, V]
-            best = logits[:, 0].log_softmax(-1).max(-1)
-            out.append(Sample(text, self.vocab.decode(best.indices), "argmax",
-                              best.values.tolist()))
+        with torch.inference_mode():
+            for text in inputs:
+                ids = self.vocab.encode(text, on_unknown=on_unknown).long()
+                if ids.numel() == 0:
+                    out.append(Sample(text, "", name))
+                    continue
+                logits, _ = self.model(ids.unsqueeze(1))                     # [T, 1, V]
+                best = logits[:, 0].log_softmax(-1).max(-1)
+                out.append(Sample(text, self.vocab.decode(best.indices), "argmax",
+                                  best.values.tolist()))
         return out
+
+    # -- the loops --------------------------------------------------------------------------
+    def _prime(self, encoded: list[torch.Tensor]) -> tuple[torch.Tensor, State]:
+        """One whole-sequence call over every prompt -> (next-token logits [B, V], state).
+
+        An empty prompt, and every prompt of a "lines" model with <bos>, starts with the
+        start token, as the model saw in training."""
+        always = self.task == "lines" and self.vocab.bos_id is not None
+        rows = [torch.cat([torch.tensor([start_token(self.vocab)]), ids])
+                if always or ids.numel() == 0 else ids for ids in encoded]
+        device = next(self.model.parameters()).device
+        lengths = torch.tensor([len(r) for r in rows])                       # [B]
+        ids = torch.nn.utils.rnn.pad_sequence(rows).to(device)               # [Tp, B]
+        same = bool((lengths == lengths[0]).all())
+        logits, state = self.model(ids, None, None if same else lengths)     # [Tp, B, V]
+        return logits[(lengths - 1).to(device), torch.arange(len(rows), device=device)], state
+
+    @torch.inference_mode()
+    def _steps(self, rows: list[torch.Tensor], strategy: Strategy, max_new_tokens: int,
+               seed: int, texts: list[RowText] | None) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (token [B] int64, its log p under the model [B]) at every step, until
+        max_new_tokens or every row has ended. `texts` (one per row, when stop strings or
+        a stream need the text) are fed each row's tokens until that row ends."""
+        logits, state = self._prime(rows)                                    # [B, V]
+        device = logits.device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        penalty = strategy.repetition_penalty
+        seen = None
+        if penalty != 1.0:  # [B, V]: which tokens each row's prompt and output hold
+            seen = torch.zeros(logits.shape, dtype=torch.bool, device=device)
+            for row, ids in enumerate(rows):
+                seen[row, ids.to(device)] = True
+        eos = self.vocab.eos_id
+        done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        for t in range(max_new_tokens):
+            scores = logits if seen is None else penalize_repeats(logits, seen, penalty)
+            token = strategy.choose(scores, generator)                       # [B]
+            yield token, torch.log_softmax(logits.float(), -1).gather(1, token[:, None])[:, 0]
+            if seen is not None:
+                seen.scatter_(1, token[:, None], True)
+            if texts is not None:
+                for row, tok in enumerate(token.tolist()):
+                    if not texts[row].ended:
+                        texts[row].add(tok)
+                if all(text.ended for text in texts):
+                    return
+            elif eos is not None:
+                done |= token == eos
+                if bool(done.all()):
+                    return
+            if t + 1 < max_new_tokens:
+                logits, state = self.model(token.unsqueeze(0), state)        # [1, B, V]
+                logits = logits[0]
+
+    def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
+        shown = 0
+        for _ in self._steps(encoded, strategy, max_new_tokens, seed, [row]):
+            settled = row.settled()
+            if len(settled) > shown:
+                yield settled[shown:]
+                shown = len(settled)
+        text = row.final()[0]
+        if len(text) > shown:
+            yield text[shown:]
+
+    @torch.inference_mode()
+    def _search(self, prompts, encoded, strategy, max_new_tokens, num_samples, seed,
+                on_unknown, stops, warn, name) -> list[Sample]:
+        logits, state = self._prime(encoded)
+        generator = torch.Generator(device=logits.device).manual_seed(seed)
+        decoding = Decoding(self.model, self.vocab, logits, state, num_samples=num_samples,
+                            max_new_tokens=max_new_tokens, generator=generator,
+                            on_unknown=on_unknown, stops=stops, warn=warn)
+        found = strategy.search(decoding)
+        if len(found) != len(prompts) or any(len(h) != num_samples for h in found):
+            raise GenerationError(f"strategy {name!r} returned {[len(h) for h in found]} "
+                                  f"hypotheses per prompt; expected {num_samples} for each of "
+                                  f"{len(prompts)} prompt(s) (a bug in the strategy)")
+        samples = []
+        for prompt, hypotheses in zip(prompts, found):
+            for h in hypotheses:
+                text, kept, _ = finish(self.vocab, h.tokens, stops)
+                samples.append(Sample(prompt, text, name, h.logprobs[:kept], h.score))
+        return samples

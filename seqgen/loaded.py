@@ -1,14 +1,24 @@
 """A trained model loaded from a checkpoint, for generating and scoring from Python.
 
     model = seqgen.load("runs/demo/model.safetensors")
-    model.generate(["the cat"], strategy={"type": "top-k", "k": 5}, seed=1)
-    model.score("the cat sees a dog.")
+    model.generate(["the cat"], strategy={"type": "top-k", "k": 5}, seed=1)   # [Sample]
+    for piece in model.stream("the cat", "greedy", stop=["."]):             # text as made
+        print(piece, end="", flush=True)
+    model.score("the cat sees a dog.")                 # {'tokens', 'loss', 'perplexity'}
+    model.generate("the ", {"type": "teacher-forcing", "reference": "cat sees"})[0].logprobs
+
+Options that have no effect in the combination asked for are reported with
+`warnings.warn(message, seqgen.GenerationWarning)`. One LoadedModel may serve many threads
+at once: each call has its own random generator, so a call's text depends only on its
+arguments and seed.
 """
 from __future__ import annotations
 
 import copy
+import sys
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
@@ -17,6 +27,7 @@ from .data import TokenStream
 from .errors import CheckpointError
 from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
+from .strategy import GenerationWarning, Strategy
 from .vocab import Vocab
 
 if TYPE_CHECKING:
@@ -56,18 +67,53 @@ class LoadedModel:
         return cls(session, TextGenerator(model, c.vocab, c.task), spec,
                    ckpt.resolve_path(path))
 
-    def generate(self, prompts: list[str] | str = "", strategy: dict | str = "greedy",
+    def strategy(self, strategy: dict | str | Strategy) -> Strategy:
+        """A strategy from its name or spec object (options validated), or as given."""
+        if isinstance(strategy, Strategy):
+            return strategy
+        return self.session.strategy(copy.deepcopy(strategy))
+
+    def generate(self, prompts: list[str] | str = "", strategy: dict | str | Strategy = "greedy",
                  max_new_tokens: int = 100, num_samples: int = 1, seed: int = 0,
-                 on_unknown: str = "error") -> list[Sample]:
+                 on_unknown: str = "error", *, stop: list[str] | str = ()) -> list[Sample]:
+        """num_samples Samples (text, per-token log-probs, score) for each prompt, in order.
+
+        stop: strings that end a sample; its text is cut before the first one.
+        on_unknown: prompt characters outside the vocabulary: "error", "skip" or "unk".
+        """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        return self.generator.generate(prompts, self.session.strategy(copy.deepcopy(strategy)),
-                                       max_new_tokens, num_samples, seed, on_unknown)
+        return self.generator.generate(prompts, self.strategy(strategy), max_new_tokens,
+                                       num_samples, seed, on_unknown, stop=stop,
+                                       warn=warn_user(sys._getframe(1)))
+
+    def stream(self, prompt: str = "", strategy: dict | str | Strategy = "greedy",
+               max_new_tokens: int = 100, seed: int = 0, on_unknown: str = "error", *,
+               stop: list[str] | str = ()) -> Iterator[str]:
+        """One sample's text, piece by piece as it is generated; "".join(pieces) equals
+        generate(prompt, ...)[0].text for the same arguments and seed."""
+        return self.generator.stream(prompt, self.strategy(strategy), max_new_tokens, seed,
+                                     on_unknown, stop=stop, warn=warn_user(sys._getframe(1)))
 
     def score(self, text: str, on_unknown: str = "error") -> dict:
-        """Mean negative log-likelihood (nats per token) and perplexity of `text`."""
+        """Mean negative log-likelihood (nats per token) and perplexity of `text`, each
+        token predicted from those before it (the first is context only). Long texts are
+        read as up to 16 parallel rows, for speed. For the log-probability of every token
+        of a continuation, use the teacher-forcing strategy with a reference:
+        generate(prompt, {"type": "teacher-forcing", "reference": text})."""
         ids = self.vocab.encode(text, on_unknown=on_unknown)
         if ids.numel() < 2:
             raise CheckpointError("scoring needs at least two tokens of text")
         device = next(self.model.parameters()).device
         nll = mean_nll(self.model, TokenStream(ids), device)
         return {"tokens": int(ids.numel()) - 1, "loss": nll, "perplexity": perplexity(nll)}
+
+
+
+def warn_user(caller) -> Callable[[str], None]:
+    """A `warn` for the generator: warnings.warn, attributed to the user's line `caller`
+    (a frame), however deep in seqgen and its plugins the note is raised."""
+    def warn(message: str) -> None:
+        warnings.warn_explicit(message, GenerationWarning, caller.f_code.co_filename,
+                               caller.f_lineno, module=caller.f_globals.get("__name__"),
+                               registry=caller.f_globals.setdefault("__warningregistry__", {}))
+    return warn

@@ -1,22 +1,74 @@
 """The contract every decoding-strategy plugin implements.
 
-A strategy picks the next input token for each row of a batch. Generation uses it to
-sample; the trainer uses it to decide what the model is fed at each step:
+A strategy picks the next token for each row of a batch. Generation uses it to sample;
+the trainer uses it to decide what the model is fed at each step:
 
     ids = strategy.choose(logits, generator)     logits [B, V] float -> ids [B] int64
 
 `teacher_ratio(epoch)` is the probability that training feeds the reference token instead
 of the chosen one: 1.0 is pure teacher forcing (the trainer then uses the fast
 whole-sequence path), 0.0 is free running. Decoding strategies default to 0.0.
+
+`warnings()` lists options that have no effect in the chosen combination. Generation
+passes them on, with its own notes about the call (e.g. identical samples from a
+deterministic strategy): from Python as `warnings.warn(..., GenerationWarning)`, in the
+CLI as "warning: ..." lines on stderr.
+
+`repetition_penalty` (1.0 = off) asks the generator to apply `penalize_repeats` to the
+logits before each `choose`, so the penalty composes with any strategy. The order of one
+step is: repetition penalty -> the strategy's own transforms (built-ins: temperature ->
+top-k -> top-p) -> choice.
+
+Strategies that need their own decoding loop (beam search, scoring a reference) define
+`search(decoding)`. The generator then calls it once instead of running its per-step
+loop. `decoding` (a `seqgen.decoding.Decoding`) holds one row per prompt:
+
+    decoding.logits [B, V]      next-token logits after each prompt
+    decoding.state              the model's state after each prompt (rows on dim 1;
+                                reorder or repeat rows with seqgen.select_batch)
+    decoding.num_samples        hypotheses wanted per prompt, best first
+    decoding.max_new_tokens, decoding.generator (seeded torch.Generator)
+    decoding.step(tokens [N], state) -> (logits [N, V], state)       one token per row
+    decoding.feed(ids [T, N], state) -> (logits [T, N, V], state)    one whole-sequence call
+    decoding.encode(text) -> ids [T] int64      with the call's on_unknown rule
+    decoding.ended(seqs [N, t]) -> bool [N]     did each row's last token end it (<eos>,
+                                                or completing a stop string)?
+    decoding.can_end            can anything end a sequence early (<eos> or stops)?
+    decoding.warn(message)      report a knob that has no effect in this call
+
+and returns, for each of the B prompts, `num_samples` `Hypothesis` objects, best first.
+The generator turns each into text (cut at <eos> and before the first stop string).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
 import torch
+
+if TYPE_CHECKING:
+    from .decoding import Decoding
+
+
+class GenerationWarning(UserWarning):
+    """A generation option that has no effect in the combination asked for."""
+
+
+@dataclass
+class Hypothesis:
+    """One sequence a searching strategy found for one prompt."""
+    tokens: list[int]        # generated ids, including an ending <eos> if there is one
+    logprobs: list[float]    # log p of each token under the model, aligned with `tokens`
+    score: float             # what the strategy ranked by (higher is better)
 
 
 class Strategy:
     #: True when `choose` draws random numbers (so a generator/seed matters).
     stochastic: bool = False
+    #: CTRL repetition penalty the generator applies before `choose`; 1.0 is off.
+    repetition_penalty: float = 1.0
+    #: Optional own decoding loop: search(decoding) -> list[list[Hypothesis]].
+    search: Optional[Callable[["Decoding"], list[list[Hypothesis]]]] = None
 
     def choose(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -30,3 +82,13 @@ class Strategy:
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL (Keskar et al. 2019): for tokens a row has already seen, positive logits are
+    divided by `penalty` and negative ones multiplied, so penalty > 1 always lowers them.
+
+    logits [B, V] float, seen [B, V] bool -> new logits [B, V].
+    """
+    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, scaled, logits)

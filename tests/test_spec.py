@@ -72,7 +72,8 @@ def test_defaults_are_filled_and_resolution_is_idempotent(session):
     assert resolved["train"]["optimizer"] == {"type": "adam", "lr": 0.002, "weight_decay": 0,
                                               "momentum": 0}
     assert resolved["generate"]["strategies"][1] == {"type": "temperature", "temperature": 0.8,
-                                                     "top_k": None, "top_p": None}
+                                                     "top_k": None, "top_p": None,
+                                                     "repetition_penalty": 1.0}
     assert session.resolve(resolved) == resolved
 
 

@@ -1,7 +1,13 @@
-"""Built-in decoding strategies."""
+"""Built-in decoding strategies.
+
+Sampling strategies share their knobs and apply them in one order (see sampling.py):
+repetition penalty -> temperature -> top-k -> top-p -> draw. `beam` and
+`teacher-forcing` run their own search (seqgen.Strategy.search).
+"""
 from seqgen import hookimpl
 
-from .sampling import Greedy, Sample
+from .beam import BeamSearch
+from .sampling import Greedy, Random, Sample
 from .teacher import TeacherForcing
 
 TEMPERATURE = {"type": "number", "minimum": 0, "default": 1.0,
@@ -11,29 +17,56 @@ TOP_K = {"type": ["integer", "null"], "minimum": 1, "default": None,
 TOP_P = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": None,
          "description": "Keep the smallest set of tokens whose probability reaches p "
                         "(applied after top-k)."}
+REPETITION_PENALTY = {
+    "type": "number", "exclusiveMinimum": 0, "default": 1.0,
+    "description": "CTRL-style, applied first: logits of tokens already in the prompt or "
+                   "output are divided by this when positive, multiplied when negative "
+                   "(> 1 discourages repeats; 1 is off)."}
 
 
 def _schema(**props) -> dict:
     return {"type": "object", "properties": props}
 
 
+def top_k(k=10, temperature=1.0, top_p=None, repetition_penalty=1.0):
+    return Sample(temperature, k, top_p, repetition_penalty, name="top-k",
+                  labels={"top_k": "k"})
+
+
+def top_p(p=0.9, temperature=1.0, top_k=None, repetition_penalty=1.0):
+    return Sample(temperature, top_k, p, repetition_penalty, name="top-p",
+                  labels={"top_p": "p"})
+
+
 @hookimpl
 def register_strategies(register):
-    register("greedy", Greedy, _schema(), "Always the most likely token (argmax).")
-    register("random", lambda: Sample(1.0), _schema(),
+    register("greedy", Greedy, _schema(repetition_penalty=REPETITION_PENALTY),
+             "Always the most likely token (argmax).")
+    register("random", Random, _schema(repetition_penalty=REPETITION_PENALTY),
              "Draw from the model's full distribution (multinomial).")
     register("temperature", Sample,
-             _schema(temperature={**TEMPERATURE, "default": 0.8}, top_k=TOP_K, top_p=TOP_P),
+             _schema(temperature={**TEMPERATURE, "default": 0.8}, top_k=TOP_K, top_p=TOP_P,
+                     repetition_penalty=REPETITION_PENALTY),
              "Sample after dividing logits by a temperature (with optional top-k/top-p).")
-    register("top-k", lambda k=10, temperature=1.0, top_p=None: Sample(temperature, k, top_p),
+    register("top-k", top_k,
              _schema(k={"type": "integer", "minimum": 1, "default": 10,
                         "description": "How many of the most likely tokens to keep."},
-                     temperature=TEMPERATURE, top_p=TOP_P),
+                     temperature=TEMPERATURE, top_p=TOP_P,
+                     repetition_penalty=REPETITION_PENALTY),
              "Sample among the k most likely tokens.")
-    register("top-p", lambda p=0.9, temperature=1.0, top_k=None: Sample(temperature, top_k, p),
+    register("top-p", top_p,
              _schema(p={**TOP_P, "type": "number", "default": 0.9}, temperature=TEMPERATURE,
-                     top_k=TOP_K),
+                     top_k=TOP_K, repetition_penalty=REPETITION_PENALTY),
              "Nucleus sampling: the smallest set of tokens with probability at least p.")
+    register("beam", BeamSearch,
+             _schema(width={"type": "integer", "minimum": 1, "default": 4,
+                            "description": "Partial sequences kept per prompt; num_samples "
+                                           "of the best are returned (at most width)."},
+                     length_penalty={"type": "number", "default": 1.0,
+                                     "description": "Score = sum(log p) / length ** this "
+                                                    "(0 favours short sequences, 1 ranks by "
+                                                    "mean log-prob)."}),
+             "Beam search: the most probable sequences, with their scores.")
     register("teacher-forcing", TeacherForcing,
              _schema(ratio={"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
                             "description": "Probability of feeding the reference token."},
@@ -44,5 +77,10 @@ def register_strategies(register):
                      min_ratio={"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
                      free={"enum": ["greedy", "sample"], "default": "greedy",
                            "description": "How the model's own token is picked when the "
-                                          "reference is not fed."}),
-             "Training: feed the reference (ratio 1), the model's own output, or a mix.")
+                                          "reference is not fed."},
+                     reference={"type": ["string", "null"], "default": None,
+                                "description": "Generation: the text to follow after each "
+                                               "prompt and score (per-token log-probs, "
+                                               "perplexity). Training ignores it."}),
+             "Training: feed the reference (ratio 1), the model's own output, or a mix. "
+             "Generation: score a reference text.")
