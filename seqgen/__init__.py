@@ -16,6 +16,7 @@ from .text_io import read_text
 from .state import State, detach_state, map_state, select_batch
 from .api import Session
 from .runner import RunResult
+from .compare import CompareResult
 from .events import Event
 from .loaded import LoadedModel
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype

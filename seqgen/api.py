@@ -137,6 +137,19 @@ class Session:
             write_text(spec_path, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
         return run.execute()
 
+    def compare(self, spec: dict | str | Path | None, overrides: Iterable[str] = (),
+                out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,
+                sweep: dict | str | Path | None = None,
+                report_only: bool = False) -> "CompareResult":
+        """Run every variant of the spec's sweep (or `sweep`) under OUT and write the
+        report; with the same OUT again, continue an interrupted sweep. report_only:
+        rebuild OUT's report from its run directories (no spec needed, nothing trains).
+        See seqgen/compare.py."""
+        from .compare import compare, report_only as rebuild
+        if report_only:
+            return rebuild(self, out)
+        return compare(self, spec, overrides, out, jobs, emit, sweep)
+
     # -- loading ----------------------------------------------------------------------------
     def load(self, path: str | Path) -> "LoadedModel":
         """A trained model from a checkpoint file or run directory, ready to generate."""

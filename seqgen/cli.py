@@ -118,6 +118,60 @@ def plot(run_dirs, output):
 
 
 @cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@OVERRIDE
+@click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A JSON file holding the sweep object (replaces the spec's \"sweep\").")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Comparison directory (default runs/compare-<name>-<timestamp>). An "
+                   "existing one is continued: finished variants are not run again.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Variants run at once, in separate processes (no gain on 2 cores).")
+@click.option("--report-only", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="Rebuild the report of an existing comparison directory; train nothing.")
+@click.pass_context
+@handle_errors
+def compare(ctx, spec, overrides, sweep_file, out, jobs, report_only):
+    """Train every variant of SPEC's sweep and compare them side by side.
+
+    Writes report.md, report.csv, curves.png and decoding.md into the comparison
+    directory and prints the table. Ctrl-C or SIGTERM stops the sweep with checkpoints
+    saved and prints the command that continues it (exit 130).
+    """
+    import shlex
+    if (spec is None) == (report_only is None):
+        raise click.UsageError("give a SPEC to run a comparison, or --report-only DIR")
+    session = make_session(ctx)
+    printer = Printer()
+
+    def show(event):
+        d = event.data
+        if event.kind == "variant":
+            printer.echo(f"== variant {d['index']}/{d['total']} {d['name']}: {d['action']} "
+                         f"({d['run_dir']})")
+        elif event.kind == "variant_end":
+            printer.echo(f"== {d['name']}: {d['stopped']} at step {d['step']}")
+        printer(event)
+
+    try:
+        result = (session.compare(None, out=report_only, report_only=True) if report_only
+                  else session.compare(spec, overrides, out, jobs, show, sweep_file))
+    finally:
+        printer.close()
+    if result.interrupted:
+        again = ["seqgen", "compare", spec, *(a for o in overrides for a in ("--set", o)),
+                 *(("--sweep", sweep_file) if sweep_file else ()), "--out", str(result.out),
+                 *(("--jobs", str(jobs)) if jobs > 1 else ())]
+        where = f" in variant {result.variant}" if result.variant else ""
+        click.echo(f"{result.interrupted}: sweep stopped{where}; checkpoints saved.\n"
+                   f"Continue with: {shlex.join(again)}", err=True)
+        ctx.exit(130)
+    report = result.report
+    click.echo(f"\n{report.table}\n\nreport: {report.markdown} ({report.csv.name}, "
+               f"decoding.md{', curves.png' if report.curves else ''})")
+
+
+@cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @OVERRIDE
 @click.option("--resolved", is_flag=True, help="Print the resolved spec with defaults filled.")

@@ -46,3 +46,33 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(out)
+
+
+def plot_valid_perplexity(run_dirs: list[Path], out: Path) -> Path:
+    """Validation perplexity against optimizer steps, one line per run labelled with its
+    directory name: the variants of a comparison overlaid. Log scale, since the first
+    evaluations sit far above the rest."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, run_dir in enumerate(run_dirs):
+        points = [(r["step"], r["valid_perplexity"]) for r in read_metrics(run_dir)
+                  if r.get("event") == "eval"]
+        if points:
+            ax.plot(*zip(*points), ("-", "--", ":")[i // 10 % 3], color=f"C{i % 10}",
+                    marker=".", label=Path(run_dir).name)      # 10 colours, then dashes
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")   # "5", not "5x10^0"
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlabel("optimizer step")
+    ax.set_title("validation perplexity")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,248 @@
+"""Running the variants of a sweep, each in its own run directory, and continuing a sweep.
+
+    OUT/                  default runs/compare-<name>-<timestamp>
+      compare.json        the expanded sweep: each variant's name and the fields it sets
+      <variant>/          an ordinary run directory (spec.json, last/best.safetensors, ...)
+      report.md, report.csv, curves.png, decoding.md        (seqgen/report.py)
+
+Running again with the same OUT continues the sweep: a variant whose run finished (its
+last checkpoint says done, early-stopping, max-steps or time-limit, and samples.json
+exists) is not run again, an interrupted one is resumed from last.safetensors, the rest
+run. A variant directory holding a different spec is an error, never a silent mix.
+
+jobs > 1 runs that many variants at once in spawned processes, each with its own Session
+(built-in and entry-point plugins; plugin objects given to this Session do not travel)
+and cores // jobs torch threads. On two cores this gains nothing: one run already keeps
+both busy.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from . import checkpoint as ckpt
+from .atomic import write_text
+from .errors import SeqgenError, SpecError, TrainingError
+from .events import Emit, Event, ignore
+from .interrupt import stop_on_signals
+from .report import Report, write_report
+from .runner import METRICS_FILE, SAMPLES_FILE, SPEC_FILE, RunResult
+from .spec import apply_overrides, load_spec_file
+from .sweep import Variant, expand
+
+if TYPE_CHECKING:
+    from .api import Session
+
+MANIFEST = "compare.json"
+FINISHED = ("done", "early-stopping", "max-steps", "time-limit")
+
+
+@dataclass
+class CompareResult:
+    out: Path
+    report: Report | None = None       # None when the sweep was interrupted
+    interrupted: str | None = None     # the signal ("SIGINT") that stopped the sweep
+    variant: str | None = None         # the variant it stopped in, if one was running
+
+    @property
+    def rows(self) -> list[dict]:
+        return self.report.rows if self.report else []
+
+
+def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str] = (),
+            out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,
+            sweep: dict | str | Path | None = None) -> CompareResult:
+    """Validate every variant, run (or continue) them under OUT, and write the report.
+
+    emit gets every event of the runs (jobs=1 only) and, around each variant,
+    "variant" {name, index, total, action, run_dir} and "variant_end" {name, stopped, step}.
+    """
+    if spec is None:
+        raise SpecError(["compare needs a spec (or report_only with out)"])
+    source = None if isinstance(spec, dict) else str(spec)
+    spec = spec if isinstance(spec, dict) else load_spec_file(spec)
+    if sweep is not None and not isinstance(sweep, dict):
+        sweep = load_spec_file(sweep)
+    plan = expand(session, apply_overrides(spec, list(overrides)), sweep, source)
+    out = Path(out) if out is not None else default_out(plan.name)
+    todo = plan_actions(plan.variants, out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = plan.manifest()
+    write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    emit = emit or ignore
+    stopped = (run_parallel(todo, emit, jobs) if jobs > 1 else
+               run_sequential(session, todo, emit))
+    if stopped:
+        return CompareResult(out, None, *stopped)
+    return CompareResult(out, write_report(session, out, manifest))
+
+
+def report_only(session: "Session", out: str | Path) -> CompareResult:
+    """Rebuild the report of an existing OUT from its run directories; trains nothing."""
+    if out is None:
+        raise SpecError(["rebuilding a report needs out, the comparison directory"])
+    out = Path(out)
+    return CompareResult(out, write_report(session, out, read_manifest(out)))
+
+
+def read_manifest(out: Path) -> dict:
+    path = out / MANIFEST
+    if not path.is_file():
+        raise SeqgenError(f"{out}: not a comparison directory ({MANIFEST} not found)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def default_out(name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = Path("runs") / f"compare-{name}-{stamp}", 1
+    while out.exists():
+        n += 1
+        out = Path("runs") / f"compare-{name}-{stamp}-{n}"
+    return out
+
+
+# -- what each variant needs ---------------------------------------------------------------
+def plan_actions(variants: list[Variant], out: Path) -> list[tuple[Variant, Path, str]]:
+    """(variant, run_dir, action): "run", "resume", "restart" or "skip". Raises one
+    SpecError for every variant directory that holds another spec."""
+    todo, problems = [], []
+    for v in variants:
+        run_dir = out / v.name
+        if not (run_dir / SPEC_FILE).is_file():
+            todo.append((v, run_dir, "run"))
+            continue
+        stored = json.loads((run_dir / SPEC_FILE).read_text(encoding="utf-8"))
+        if stored != v.spec:
+            problems.append(f"{v.name}: {run_dir} holds a run of another spec (differs at "
+                            f"{', '.join(differences(stored, v.spec))}); use another --out")
+            continue
+        todo.append((v, run_dir, action(run_dir)))
+    if problems:
+        raise SpecError(problems)
+    return todo
+
+
+def action(run_dir: Path) -> str:
+    last = run_dir / ckpt.LAST_FILE
+    if not last.is_file():
+        return "restart"            # stopped before its first checkpoint: nothing to resume
+    stopped = ckpt.load(last).state["trainer"]["progress"]["stopped"]
+    if stopped not in FINISHED:
+        return "resume"
+    if not (run_dir / SAMPLES_FILE).is_file():
+        raise TrainingError(f"{run_dir}: training finished but the run did not (no "
+                            f"{SAMPLES_FILE}); delete {run_dir} to train it again")
+    return "skip"
+
+
+def differences(a, b, path: str = "$") -> list[str]:
+    """The JSON paths where two specs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in dict.fromkeys([*a, *b])
+                for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    return [] if a == b else [path]
+
+
+def execute(session: "Session", spec: dict, run_dir: Path, what: str, emit: Emit) -> RunResult:
+    if what == "resume":
+        return session.resume(run_dir, emit=emit)
+    if what == "restart":    # only what a run writes before its first checkpoint
+        for name in (SPEC_FILE, METRICS_FILE, ckpt.BEST_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+    return session.run(spec, out=run_dir, emit=emit)
+
+
+def announce(emit: Emit, i: int, todo: list, what: str | None = None) -> None:
+    variant, run_dir, planned = todo[i]
+    emit(Event("variant", {"name": variant.name, "index": i + 1, "total": len(todo),
+                           "action": what or planned, "run_dir": str(run_dir)}))
+
+
+def finished(emit: Emit, name: str, stopped: str, step: int) -> tuple[str, str] | None:
+    """Report a variant's end; (signal, name) when it was interrupted."""
+    emit(Event("variant_end", {"name": name, "stopped": stopped, "step": step}))
+    return (stopped.split(":")[1], name) if stopped.startswith("interrupted") else None
+
+
+# -- running ------------------------------------------------------------------------------
+# The trainer turns a signal during training into a clean stop at the next step. The sweep
+# listens around the runs too: a signal while a run loads its data is passed on as soon
+# as training listens (the run stops after one step, resumable), and one while a run
+# samples lets that run finish; either way no further variant starts.
+def relay(stop, emit: Emit) -> Emit:
+    sent = False
+
+    def send(event: Event) -> None:
+        nonlocal sent
+        if stop and not sent and event.kind == "epoch_start":   # inside the trainer's guard
+            sent = True
+            os.kill(os.getpid(), getattr(signal, stop.signal))
+        emit(event)
+    return send
+
+
+def run_sequential(session: "Session", todo: list, emit: Emit) -> tuple | None:
+    with stop_on_signals() as stop:
+        for i, (variant, run_dir, what) in enumerate(todo):
+            if stop:
+                return stop.signal, None
+            announce(emit, i, todo)
+            if what == "skip":
+                continue
+            result = execute(session, variant.spec, run_dir, what, relay(stop, emit))
+            if interrupted := finished(emit, variant.name, result.train.stopped,
+                                       result.train.step):
+                return interrupted
+        return (stop.signal, None) if stop else None
+
+
+def run_parallel(todo: list, emit: Emit, jobs: int) -> tuple | None:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(threads,))
+    # Submitted one per free worker: the pool's own queue marks calls as running before
+    # they start, and those could no longer be cancelled when the sweep is stopped.
+    waiting = [i for i, (_, _, what) in enumerate(todo) if what != "skip"]
+    interrupted, pending = None, {}
+    with stop_on_signals() as stop:
+        try:
+            for i, (_, _, what) in enumerate(todo):
+                if what == "skip":
+                    announce(emit, i, todo)
+            while waiting or pending:
+                while waiting and len(pending) < jobs and not (stop or interrupted):
+                    i = waiting.pop(0)
+                    variant, run_dir, what = todo[i]
+                    announce(emit, i, todo)
+                    pending[pool.submit(work, variant.spec, str(run_dir), what)] = variant.name
+                if not pending:
+                    break
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    ended = finished(emit, pending.pop(future), *future.result())
+                    interrupted = interrupted or ended
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return interrupted or ((stop.signal, None) if stop else None)
+
+
+def init_worker(threads: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group; an idle worker ignores it
+    # (the parent cancels what is queued), a busy one stops its run as above.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+    torch.set_num_threads(threads)
+
+
+def work(spec: dict, run_dir: str, what: str) -> tuple[str, int]:
+    from .api import Session
+    with stop_on_signals() as stop:
+        result = execute(Session(), spec, Path(run_dir), what, relay(stop, ignore))
+    return result.train.stopped, result.train.step
