@@ -32,7 +32,7 @@ __all__ = [
 
 
 def load(path, **session_options) -> LoadedModel:
-    """Load a trained model for generation: `seqgen.load("runs/x/model.safetensors")`.
+    """Load a trained model for generation: `seqgen.load("runs/x")` (its best checkpoint) or a .safetensors path.
 
     Builds a fresh Session (plugins from entry points unless entry_points=False) so the
     checkpoint's cell can be rebuilt; nothing is cached between calls.

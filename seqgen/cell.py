@@ -7,8 +7,9 @@ A cell is a torch module over a whole sequence, time-major:
     output: [T, B, hidden_size * D]   D = 2 if bidirectional else 1
     state:  [L*D, B, H] tensor, or a tuple of them (LSTM: (h, c)), as torch's nn.RNN/GRU/LSTM
 
-`state=None` means `initial_state(B)`. `lengths` ([B] int64 on CPU, sorted or not) marks
-padded batches: positions at or past a row's length give zeros in `output`, and the
+`state=None` means `initial_state(B)`; states are never modified in place (a learned
+initial state may be an expanded view). `lengths` ([B] int64 on CPU, each in 1..T,
+sorted or not) marks padded batches: positions at or past a row's length give zeros in `output`, and the
 returned state is each row's state after its own last valid step. Generation relies on
 one more rule: calling the cell T times with T=1, carrying the state, gives the same
 outputs as one call over the whole sequence (for unidirectional cells).

@@ -32,7 +32,7 @@ class Checkpoint:
     spec: dict
     vocab: Vocab
     task: str
-    tensors: dict[str, torch.Tensor]            # flat, prefixed ("model.cell.weight_ih_l0")
+    tensors: dict[str, torch.Tensor]            # flat, prefixed ("model.cell.rnn.weight_ih_l0")
     state: dict = field(default_factory=dict)   # JSON-able scalars: step, epoch, rng, ...
     versions: dict = field(default_factory=dict)
 

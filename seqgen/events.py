@@ -7,8 +7,10 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Event:
-    """kind: "start", "log", "eval", "epoch", "sample", "checkpoint", "generated", "end",
-    "warning". data: JSON-able details (step, loss, perplexity, text, path, ...)."""
+    """kind: "start", "epoch_start", "step", "log", "eval", "epoch", "early_stop",
+    "sample", "checkpoint", "interrupted", "generated", "plot", "end", "warning", and in
+    `seqgen compare` "variant" and "variant_end". data: JSON-able details (step, loss,
+    perplexity, text, path, ...)."""
 
     kind: str
     data: dict = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """A trained model loaded from a checkpoint, for generating and scoring from Python.
 
-    model = seqgen.load("runs/demo/model.safetensors")
+    model = seqgen.load("runs/demo")          # or runs/demo/last.safetensors
     model.generate(["the cat"], strategy={"type": "top-k", "k": 5}, seed=1)   # [Sample]
     for piece in model.stream("the cat", "greedy", stop=["."]):             # text as made
         print(piece, end="", flush=True)

@@ -115,7 +115,7 @@ class Run:
             return
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
         for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,
-                                         self.spec["seed"], gen["on_unknown"]):
+                                         self.spec["seed"], gen["on_unknown"], stop=gen["stop"]):
             self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt, "text": s.text}))
         self.model.train()
 
@@ -151,11 +151,8 @@ class Run:
                                                  else "sequences"),
                                   "resumed_at_step": self.trainer.progress.step,
                                   "progress": self.spec["train"]["progress"]}))
-        notes = [("train.strategy", self.train_strategy)] + [
-            (f"generate.strategies[{i}]", s) for i, s in enumerate(self.gen_strategies)]
-        for where, strategy in notes:
-            for note in strategy.warnings():
-                self.emit(Event("warning", {"message": f"$.{where}: {note}"}))
+        for note in self.train_strategy.warnings():   # generation warns as it generates
+            self.emit(Event("warning", {"message": f"$.train.strategy: {note}"}))
         if self.spec["train"]["amp"] and self.device.type != "cuda":
             self.emit(Event("warning", {"message": "$.train.amp: mixed precision is used on "
                                                    "CUDA only; it has no effect on "
@@ -163,16 +160,18 @@ class Run:
 
     def _generate(self) -> list[Sample]:
         gen, samples = self.spec["generate"], []
-        for strategy in self.gen_strategies:
+        for i, strategy in enumerate(self.gen_strategies):
+            def warn(message: str, i: int = i) -> None:
+                self.emit(Event("warning", {"message": f"$.generate.strategies[{i}]: {message}"}))
             samples += self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"],
                                                gen["num_samples"], self.spec["seed"],
-                                               gen["on_unknown"])
+                                               gen["on_unknown"], stop=gen["stop"], warn=warn)
         for s in samples:
             self.emit(Event("generated", {"strategy": s.strategy, "prompt": s.prompt,
                                           "aligned": self.dataset.task == "aligned",
                                           "text": s.text}))
         write_text(self.run_dir / SAMPLES_FILE, json.dumps(
-            [s.__dict__ for s in samples], indent=2, ensure_ascii=False) + "\n")
+            [s.to_dict() for s in samples], indent=2, ensure_ascii=False) + "\n")
         return samples
 
     def _plot(self) -> None:

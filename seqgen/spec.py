@@ -128,7 +128,7 @@ def iter_components(instance: Any, schema: dict, path: str = "$") -> Iterator[tu
             yield from iter_components(item, schema["items"], f"{path}[{i}]")
 
 
-def _schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
+def schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
     validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
@@ -150,7 +150,7 @@ def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
     resolved = copy.deepcopy(spec)
     schema = base_schema()
     fill_defaults(resolved, schema)
-    problems = _schema_problems(resolved, schema)
+    problems = schema_problems(resolved, schema)
     for path, kind, obj in iter_components(resolved, schema):
         problems += resolve_component(registry, kind, obj, path)
     if not problems:
@@ -166,7 +166,7 @@ def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$")
         return [f"{path}.type: {registry.unknown_message(kind, obj['type'])}"]
     comp_schema = component_schema(registry.get(kind, obj["type"]))
     fill_defaults(obj, comp_schema)
-    return _schema_problems(obj, comp_schema, path)
+    return schema_problems(obj, comp_schema, path)
 
 
 def _cross_checks(spec: dict, registry: Registry) -> list[str]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
-from .spec import _schema_problems, base_schema, fill_defaults
+from .spec import schema_problems, base_schema, fill_defaults
 
 if TYPE_CHECKING:
     from .api import Session
@@ -61,7 +61,7 @@ def expand(session: "Session", spec: dict, sweep: dict | None = None,
     section = spec.pop("sweep", {}) if sweep is None else copy.deepcopy(sweep)
     schema = base_schema()
     fill_defaults(section, schema["properties"]["sweep"])
-    problems = _schema_problems(section, schema["properties"]["sweep"], "$.sweep")
+    problems = schema_problems(section, schema["properties"]["sweep"], "$.sweep")
     if problems:
         raise SpecError(problems, source=source)
     base_name = _safe(str(spec.get("name", schema["properties"]["name"]["default"])))

@@ -187,6 +187,9 @@ class Trainer:
             p.seconds = time.perf_counter() - started
             if p.stopped is None:
                 p.stopped = "done"
+            evaluated = [h["step"] for h in p.history if h["event"] == "eval"]
+            if not p.stopped.startswith("interrupted") and evaluated and evaluated[-1] != p.step:
+                self._evaluate()                     # the final weights are always scored
             self.save("last", self)
         return p
 

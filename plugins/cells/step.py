@@ -37,15 +37,17 @@ def step_layers(cell, x: torch.Tensor, parts: tuple, kernel) -> tuple[torch.Tens
     step each direction from its own state like the forward one.
     """
     directions = cell.num_directions
+    weights = cell.all_layer_weights()
+    dropout = cell.dropout if cell.training else 0.0
     finals = []  # per layer * D + direction: the new state tuple, each [B, H]
     for layer in range(cell.num_layers):
         outputs = []
         for direction in range(directions):
             index = layer * directions + direction
-            new = kernel(x, tuple(p[index] for p in parts), *cell.layer_weights(index))
+            new = kernel(x, tuple(p[index] for p in parts), *weights[index])
             outputs.append(new[0])
             finals.append(new)
         x = torch.cat(outputs, 1) if directions == 2 else outputs[0]
-        if layer < cell.num_layers - 1:
-            x = F.dropout(x, cell.dropout, cell.training)
+        if dropout and layer < cell.num_layers - 1:
+            x = F.dropout(x, dropout, True)
     return x, tuple(torch.stack(part) for part in zip(*finals))
