@@ -115,3 +115,17 @@ def test_sigterm_in_a_real_process_saves_and_resumes(tiny_spec, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming at step {state['step']}" in done.stdout
+
+
+def test_resume_refuses_data_whose_vocabulary_changed(tiny_spec, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sees the dog. " * 60)
+    tiny_spec["dataset"] = {"type": "text", "path": str(corpus)}
+    first = seqgen.Session([SignalAt(2)], entry_points=False).run(tiny_spec, out="r")
+    assert first.interrupted
+    corpus.write_text("the cat sees the dog! " * 60)       # '.' became '!'
+    with pytest.raises(seqgen.CheckpointError) as info:
+        seqgen.Session(entry_points=False).resume("r")
+    assert str(info.value) == (
+        "r: the data's vocabulary differs from the checkpoint's: 1 token(s) not in the "
+        "model's vocabulary: '!'; 1 model token(s) absent from the data: '.'")
