@@ -24,6 +24,19 @@ from .runner import SPEC_FILE, Run, RunResult
 from .strategy import Strategy
 
 
+# What `--resume` may change: how long and how it trains, and what it generates at the
+# end. Everything else (data, model, sampler, seed) would make the checkpoint meaningless.
+RESUMABLE = ("train", "generate", "device", "name", "out")
+
+
+def changed_paths(a, b, path: str = "$") -> list[str]:
+    """JSON paths where two resolved specs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in sorted(set(a) | set(b))
+                for p in changed_paths(a.get(k), b.get(k), f"{path}.{k}")]
+    return [] if a == b else [path]
+
+
 class Session:
     """One set of loaded plugins, and everything you can do with them.
 
@@ -124,15 +137,23 @@ class Session:
         if not (run_dir / ckpt.LAST_FILE).is_file():
             raise CheckpointError(f"{run_dir}: nothing to resume ({ckpt.LAST_FILE} not found: "
                                   f"the run stopped before its first checkpoint)")
-        spec = self.resolve(spec_path, overrides)
+        stored = self.resolve(spec_path)
+        spec = self.resolve(stored, overrides)
+        changed = [p for p in changed_paths(stored, spec) if p.split(".")[1] not in RESUMABLE]
+        if changed:
+            raise SpecError([f"{p}: cannot change when resuming (only "
+                             f"{', '.join(RESUMABLE)} can); start a new run with --out instead"
+                             for p in changed])
+        state = ckpt.load(run_dir / ckpt.LAST_FILE).state
+        epoch, step = state.get("epoch", 0), state.get("step", 0)
+        if epoch >= spec["train"]["epochs"] or (
+                spec["train"]["max_steps"] and step >= spec["train"]["max_steps"]):
+            raise TrainingError(f"{run_dir}: the run already finished ({epoch} epochs, "
+                                f"{step} steps). To train longer: seqgen run --resume "
+                                f"{run_dir} --set train.epochs={epoch + 10}")
         run = Run(self, spec, self.emitter(emit))
         run.restore(run_dir)
-        progress = run.trainer.progress
-        if progress.epoch >= spec["train"]["epochs"] or (
-                spec["train"]["max_steps"] and progress.step >= spec["train"]["max_steps"]):
-            raise TrainingError(f"{run_dir}: the run already finished ({progress.epoch} epochs, "
-                                f"{progress.step} steps). To train longer: seqgen run --resume "
-                                f"{run_dir} --set train.epochs={progress.epoch + 10}")
+        run.trim_metrics()
         if list(overrides):
             write_text(spec_path, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
         return run.execute()

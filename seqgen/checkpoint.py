@@ -60,6 +60,14 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
+def first_detail(error: RuntimeError) -> str:
+    """The useful line of torch's load_state_dict error ("size mismatch for ...")."""
+    lines = [l.strip() for l in str(error).strip().splitlines() if l.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0] if lines else repr(error)
+    more = len(lines) - 2
+    return detail + (f" (and {more} more)" if more > 0 else "")
+
+
 def resolve_path(path: str | Path) -> Path:
     """A checkpoint file, or a run directory: its best checkpoint, else its last."""
     path = Path(path)

@@ -24,6 +24,7 @@ import torch
 from .vocab import Vocab
 
 Task = Literal["lm", "lines", "aligned"]
+TASKS = ("lm", "lines", "aligned")
 CAUSAL_TASKS = ("lm", "lines")
 
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 from . import checkpoint as ckpt
-from .data import TokenStream
-from .errors import CheckpointError
+from .data import TASKS, TokenStream
+from .errors import CheckpointError, SeqgenError
 from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
@@ -52,18 +52,20 @@ class LoadedModel:
     @classmethod
     def from_checkpoint(cls, session: "Session", path: str | Path) -> "LoadedModel":
         c = ckpt.load(path)
-        spec = c.spec
+        if c.task not in TASKS:
+            raise CheckpointError(f"{path}: unknown task {c.task!r} in the checkpoint "
+                                  f"(expected one of {', '.join(TASKS)})")
         try:
-            model = session.build_model(spec, len(c.vocab))
-        except (KeyError, TypeError) as e:
-            raise CheckpointError(f"{path}: the spec stored in the checkpoint is damaged "
-                                  f"({type(e).__name__}: {e})") from e
+            spec = session.resolve(c.spec)          # a stored spec is re-checked like any other
+        except SeqgenError as e:
+            raise CheckpointError(f"{path}: the spec stored in the checkpoint cannot be used: "
+                                  f"{e}") from e
+        model = session.build_model(spec, len(c.vocab))
         try:
             model.load_state_dict(c.group("model"))
         except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"{path}: weights do not fit the model its spec describes "
-                                  f"({first})") from e
+                                  f"({ckpt.first_detail(e)})") from e
         return cls(session, TextGenerator(model, c.vocab, c.task), spec,
                    ckpt.resolve_path(path))
 

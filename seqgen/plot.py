@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic import atomic_path
+from .atomic import atomic_path, read_json_lines
 from .errors import SeqgenError
 
 
@@ -12,7 +12,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise SeqgenError(f"{run_dir}: no metrics.jsonl (is it a run directory?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_json_lines(path)
 
 
 def plot_runs(run_dirs: list[Path], out: Path) -> Path:

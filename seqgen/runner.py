@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import checkpoint as ckpt
-from .atomic import append_line, write_text
+from .atomic import append_line, read_json_lines, write_text
 from .data import CAUSAL_TASKS, Dataset
 from .errors import CheckpointError, SpecError, TrainingError
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
+from .spec import bidirectional_problem
 from .train import Progress, Trainer
 
 if TYPE_CHECKING:
@@ -77,16 +78,21 @@ class Run:
         if (difference := c.vocab.difference(self.dataset.vocab)) is not None:
             raise CheckpointError(f"{run_dir}: the data's vocabulary differs from the "
                                   f"checkpoint's: {difference}")
-        self.model.load_state_dict(c.group("model"))
+        try:
+            self.model.load_state_dict(c.group("model"))
+        except RuntimeError as e:
+            raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: weights do not fit the "
+                                  f"model: {ckpt.first_detail(e)}") from e
         if "trainer" not in c.state:
             raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: holds no training state to resume")
         self.trainer.load_training_state(c.tensors, c.state["trainer"])
-        step = self.trainer.progress.step
+
+    def trim_metrics(self) -> None:
+        """Drop metrics written after the restored checkpoint (a crash between the two)."""
         metrics = self.run_dir / METRICS_FILE
         if metrics.exists():
-            kept = [line for line in metrics.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= step]
-            write_text(metrics, "".join(line + "\n" for line in kept))
+            kept = [r for r in read_json_lines(metrics) if r["step"] <= self.trainer.progress.step]
+            write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def _save(self, kind: str, trainer: Trainer) -> None:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -216,7 +222,5 @@ def pick_device(name: str) -> torch.device:
 
 def check_dataset(dataset: Dataset, spec: dict) -> None:
     """Rules validation could not check before the dataset existed."""
-    if dataset.task in CAUSAL_TASKS and spec["model"]["cell"].get("bidirectional"):
-        raise SpecError([f"$.model.cell.bidirectional: dataset {spec['dataset']['type']!r} "
-                         f"is a {dataset.task!r} task; a bidirectional cell would see the "
-                         f"tokens it must predict. Use it only for aligned tasks."])
+    if (problem := bidirectional_problem(spec, dataset.task)) is not None:
+        raise SpecError([problem])

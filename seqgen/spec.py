@@ -35,7 +35,7 @@ def load_spec_file(path: str | Path) -> dict:
     """Read a spec; malformed JSON is reported with its line and column."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError([f"spec file not found: {path}"]) from None
     except IsADirectoryError:
@@ -174,14 +174,8 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
     problems = []
     dataset = registry.get("dataset", spec["dataset"]["type"])
     task = dataset.extra.get("task")
-    cell = spec["model"]["cell"]
-    if cell.get("bidirectional") and task in CAUSAL_TASKS:
-        problems.append(
-            f"$.model.cell.bidirectional: a bidirectional cell reads each sequence from both "
-            f"ends, so every position would see the tokens it must predict; it cannot be "
-            f"trained as a language model or generate left to right. Dataset "
-            f"{dataset.name!r} is a {task!r} task; use bidirectional cells only for aligned "
-            f"tasks such as the 'pairs' dataset, or set bidirectional to false.")
+    if (problem := bidirectional_problem(spec, task)) is not None:
+        problems.append(problem)
     sampler = registry.get("sampler", spec["sampler"]["type"])
     accepts = sampler.extra.get("accepts")
     shape = {"lm": "stream", "lines": "sequences", "aligned": "sequences"}.get(task)
@@ -195,6 +189,17 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
                 f"but dataset {dataset.name!r} gives {shape}. Samplers that fit: "
                 f"{', '.join(fits) or '(none)'}.")
     return problems
+
+
+def bidirectional_problem(spec: dict, task: str | None) -> str | None:
+    """Why a bidirectional cell cannot serve this task, or None when it can."""
+    if not spec["model"]["cell"].get("bidirectional") or task not in CAUSAL_TASKS:
+        return None
+    return (f"$.model.cell.bidirectional: a bidirectional cell reads each sequence from both "
+            f"ends, so every position would see the tokens it must predict; it cannot be "
+            f"trained as a language model or generate left to right. Dataset "
+            f"{spec['dataset']['type']!r} is a {task!r} task; use bidirectional cells only for "
+            f"aligned tasks such as the 'pairs' dataset, or set bidirectional to false.")
 
 
 def _as_tuple(value) -> tuple:

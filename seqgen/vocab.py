@@ -192,7 +192,7 @@ def code_points(text: str) -> Iterator[tuple[int, np.ndarray]]:
         if chunk.isascii():
             yield start, np.frombuffer(chunk.encode("ascii"), np.uint8)
         else:
-            yield start, np.frombuffer(chunk.encode("utf-32-le"), np.uint32)
+            yield start, np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), np.uint32)
 
 
 def smallest_int_dtype_np(vocab_size: int):
@@ -209,6 +209,7 @@ def _describe_unknown(bad: list[tuple[int, str]]) -> str:
     shown = ", ".join(f"{t!r} at {i}" for i, t in bad[:10])
     more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
     return (f"{len(bad)} token(s) not in the vocabulary: {shown}{more}. "
-            "Remove them, or pass on_unknown='skip' or 'unk'.")
+            "Remove them, or skip them or map them to <unk> (on_unknown 'skip' or 'unk'; "
+            "--on-unknown on the command line).")
 
 
