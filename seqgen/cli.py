@@ -259,15 +259,16 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
     for note in notes:
         click.echo(f"warning: {note.message}", err=True)
     if stream:
-        click.echo(prompts[0] if prompts else "", nl=False)
-        for piece in pieces:
-            click.echo(piece, nl=False)
+        prompt = prompts[0] if prompts else ""
+        click.echo(prompt, nl=False)
+        for i, piece in enumerate(pieces):
+            click.echo(model.vocab.continuation(prompt, piece) if i == 0 else piece, nl=False)
         click.echo("")
     elif as_json:
         click.echo(json.dumps([s.to_dict() for s in samples], ensure_ascii=False, indent=2))
     else:
         for s in samples:
-            click.echo(s.prompt + s.text)
+            click.echo(s.prompt + model.vocab.continuation(s.prompt, s.text))
             if chosen.search is not None and s.perplexity is not None:
                 click.echo(f"[score {s.score:.4f}, perplexity {s.perplexity:.3f}]")
             click.echo("")

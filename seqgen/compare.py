@@ -96,7 +96,26 @@ def read_manifest(out: Path) -> dict:
     path = out / MANIFEST
     if not path.is_file():
         raise SeqgenError(f"{out}: not a comparison directory ({MANIFEST} not found)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest = read_json(path)
+    try:
+        ok = (isinstance(manifest["name"], str) and isinstance(manifest["fields"], list)
+              and isinstance(manifest["sample_tokens"], int)
+              and all(isinstance(v["name"], str) and isinstance(v["set"], dict)
+                      for v in manifest["variants"]))
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise SeqgenError(f"{path}: damaged (expected name, fields, sample_tokens and "
+                          f"variants with name and set); rerun the comparison to rewrite it")
+    return manifest
+
+
+def read_json(path: Path):
+    """A JSON file this module wrote; damage is an error naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SeqgenError(f"{path}: not valid JSON ({e})") from None
 
 
 def default_out(name: str) -> Path:
@@ -118,7 +137,7 @@ def plan_actions(variants: list[Variant], out: Path) -> list[tuple[Variant, Path
         if not (run_dir / SPEC_FILE).is_file():
             todo.append((v, run_dir, "run"))
             continue
-        stored = json.loads((run_dir / SPEC_FILE).read_text(encoding="utf-8"))
+        stored = read_json(run_dir / SPEC_FILE)
         if stored != v.spec:
             problems.append(f"{v.name}: {run_dir} holds a run of another spec (differs at "
                             f"{', '.join(differences(stored, v.spec))}); use another --out")
@@ -133,7 +152,11 @@ def action(run_dir: Path) -> str:
     last = run_dir / ckpt.LAST_FILE
     if not last.is_file():
         return "restart"            # stopped before its first checkpoint: nothing to resume
-    stopped = ckpt.load(last).state["trainer"]["progress"]["stopped"]
+    try:
+        stopped = ckpt.load(last).state["trainer"]["progress"]["stopped"]
+    except (KeyError, TypeError):
+        raise SeqgenError(f"{last}: holds no training state; delete {run_dir} to run this "
+                          f"variant again") from None
     if stopped not in FINISHED:
         return "resume"
     if not (run_dir / SAMPLES_FILE).is_file():

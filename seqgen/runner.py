@@ -122,7 +122,8 @@ class Run:
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
         for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,
                                          self.spec["seed"], gen["on_unknown"], stop=gen["stop"]):
-            self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt, "text": s.text}))
+            self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt,
+                                       "text": self.dataset.vocab.continuation(s.prompt, s.text)}))
         self.model.train()
 
     # -- running ------------------------------------------------------------------------------
@@ -175,7 +176,8 @@ class Run:
         for s in samples:
             self.emit(Event("generated", {"strategy": s.strategy, "prompt": s.prompt,
                                           "aligned": self.dataset.task == "aligned",
-                                          "text": s.text}))
+                                          "text": self.dataset.vocab.continuation(s.prompt,
+                                                                                  s.text)}))
         write_text(self.run_dir / SAMPLES_FILE, json.dumps(
             [s.to_dict() for s in samples], indent=2, ensure_ascii=False) + "\n")
         return samples

@@ -7,6 +7,7 @@ whose order changes with PYTHONHASHSEED).
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -28,12 +29,18 @@ def smallest_int_dtype(vocab_size: int) -> torch.dtype:
 
 class Vocab:
     """`level` is "char" (tokens are single characters, text joins with "") or "word"
-    (tokens join with `separator`). `specials` are reserved tokens such as <unk>."""
+    (tokens join with `separator`). `specials` are reserved tokens such as <unk>.
+
+    The preprocessing the training text had travels with the vocabulary, so prompts and
+    scored text are tokenised the same way: `lowercase`, and for words the regex
+    `pattern` (None: split on whitespace)."""
 
     def __init__(self, tokens: Sequence[str], level: str = "char", specials: Sequence[str] = (),
-                 separator: str = " "):
+                 separator: str = " ", pattern: str | None = None, lowercase: bool = False):
         self.level = level
         self.separator = separator
+        self.pattern, self.lowercase = pattern, lowercase
+        self._regex = re.compile(pattern) if pattern else None
         self.specials = [s for s in SPECIAL_ORDER if s in specials] + sorted(
             s for s in specials if s not in SPECIAL_ORDER)
         rest = sorted(set(tokens) - set(self.specials))
@@ -42,12 +49,13 @@ class Vocab:
         self._table: np.ndarray | None = None  # code point -> id, built on first char encode
 
     @classmethod
-    def from_text(cls, text: str, specials: Sequence[str] = ()) -> "Vocab":
+    def from_text(cls, text: str, specials: Sequence[str] = (), lowercase: bool = False) -> "Vocab":
         """Every distinct character of `text`, found with a vectorised scan."""
         seen = np.zeros(UNICODE_SIZE, dtype=bool)
         for _, points in code_points(text):
             seen[points] = True
-        return cls([chr(c) for c in np.flatnonzero(seen)], level="char", specials=specials)
+        return cls([chr(c) for c in np.flatnonzero(seen)], level="char", specials=specials,
+                   lowercase=lowercase)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -79,8 +87,20 @@ class Vocab:
 
     # -- encoding -------------------------------------------------------------------------
     def split(self, text: str) -> list[str]:
-        """Text to tokens, without mapping to ids (words split on whitespace)."""
-        return list(text) if self.level == "char" else text.split()
+        """Text to tokens, without mapping to ids, preprocessed as the training text was."""
+        if self.lowercase:
+            text = text.lower()
+        if self.level == "char":
+            return list(text)
+        if self._regex is not None:
+            return [m.group() for m in self._regex.finditer(text) if m.group()]
+        return text.split()
+
+    def continuation(self, prompt: str, text: str) -> str:
+        """What to print after `prompt` for generated `text`: words need a separator."""
+        if self.level == "word" and prompt and text and not prompt[-1].isspace():
+            return self.separator + text
+        return text
 
     def unknown(self, text: str) -> list[tuple[int, str]]:
         """(position, token) for every token of `text` outside the vocabulary."""
@@ -93,7 +113,7 @@ class Vocab:
         drops them, "unk" maps them to <unk> (which must be in the vocabulary).
         """
         if self.level == "char" and on_unknown == "error":
-            return self._encode_chars(text)
+            return self._encode_chars(text.lower() if self.lowercase else text)
         bad = self.unknown(text)
         if bad and on_unknown == "error":
             raise GenerationError(_describe_unknown(bad))
@@ -145,7 +165,7 @@ class Vocab:
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"level": self.level, "tokens": self.tokens, "specials": self.specials,
-                "separator": self.separator}
+                "separator": self.separator, "pattern": self.pattern, "lowercase": self.lowercase}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -153,7 +173,8 @@ class Vocab:
     @classmethod
     def from_dict(cls, d: dict) -> "Vocab":
         v = cls(d["tokens"], level=d["level"], specials=d.get("specials", ()),
-                separator=d.get("separator", " "))
+                separator=d.get("separator", " "), pattern=d.get("pattern"),
+                lowercase=d.get("lowercase", False))
         if v.tokens != list(d["tokens"]):
             raise ValueError("vocabulary tokens are not in canonical order")
         return v
@@ -175,6 +196,9 @@ class Vocab:
             parts.append(f"{len(missing)} token(s) not in the model's vocabulary: {_preview(missing)}")
         if extra:
             parts.append(f"{len(extra)} model token(s) absent from the data: {_preview(extra)}")
+        if not parts and (self.pattern, self.lowercase) != (other.pattern, other.lowercase):
+            parts.append(f"tokenisation differs (pattern {self.pattern!r} vs {other.pattern!r}, "
+                         f"lowercase {self.lowercase} vs {other.lowercase})")
         if not parts:
             parts.append("same tokens in a different order")
         return "; ".join(parts)

@@ -274,3 +274,14 @@ def test_parallel_jobs_give_the_same_report(done, tmp_path):
     # one torch thread per worker on two cores, as in the tests: the same numbers
     assert [r["valid_ppl_best"] for r in result.rows] == pytest.approx(
         [r["valid_ppl_best"] for r in done.rows])
+
+
+def test_damaged_comparison_directories_are_clear_errors(tmp_path):
+    from click.testing import CliRunner
+    from seqgen.cli import cli
+    (tmp_path / "cmp").mkdir()
+    for content, message in (("{bad", "not valid JSON"), ("{}", "damaged (expected name")):
+        (tmp_path / "cmp" / "compare.json").write_text(content)
+        result = CliRunner().invoke(cli, ["compare", "--report-only", str(tmp_path / "cmp")])
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: {tmp_path / 'cmp' / 'compare.json'}: {message}")

@@ -84,3 +84,27 @@ def test_vocabulary_is_deterministic_and_covers_validation(tmp_path):
 def test_fraction_that_leaves_no_validation_is_an_error(tmp_path):
     with pytest.raises(DataError, match=r"valid_fraction 0.1 of 5 tokens leaves no validation"):
         build_text_dataset(path=write(tmp_path, "a.txt", "abcde"), valid_fraction=0.1)
+
+
+def test_a_word_model_scores_and_continues_text_split_like_its_corpus(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from seqgen.cli import cli
+    (tmp_path / "c.txt").write_text("The cat, sees a dog. A dog, sees the cat. " * 40)
+    spec = {"dataset": {"type": "text", "path": str(tmp_path / "c.txt"), "level": "word",
+                        "pattern": r"\w+|[^\w\s]", "lowercase": True},
+            "model": {"cell": {"type": "gru", "hidden_size": 8}},
+            "sampler": {"type": "sequential", "batch_size": 2, "num_steps": 8},
+            "train": {"epochs": 1}, "generate": {"prompts": ["the cat"], "max_new_tokens": 3}}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", str(tmp_path / "s.json"), "--out", "w"]).exit_code == 0
+    (tmp_path / "t.txt").write_text("The cat, sees a dog.")
+    scored = runner.invoke(cli, ["eval", "w", "--text", str(tmp_path / "t.txt"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["tokens"] == 6    # "the cat , sees a dog ." : 7 ids, 6 predicted
+    out = runner.invoke(cli, ["generate", "w", "--prompt", "The cat,", "--max-new-tokens", "2"])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith("The cat, ") and not out.stdout.startswith("The cat,,")

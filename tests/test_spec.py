@@ -129,13 +129,19 @@ def test_composed_schema_is_valid_and_accepts_resolved_specs(session, tiny_spec)
         "-3 is less than the minimum of 1"]
 
 
-def test_example_specs_are_valid(session):
+def test_example_specs_and_their_sweeps_are_valid(session):
+    """Every example resolves (corpus paths are given as overrides, so any path will do
+    for validation), and every sweep expands into valid variants."""
     from pathlib import Path
+
+    from seqgen.sweep import expand
     examples = Path(__file__).resolve().parent.parent / "examples"
     specs = sorted(examples.glob("*.json"))
-    assert specs, "no example specs found"
+    assert len(specs) >= 7
     for path in specs:
         spec = json.loads(path.read_text())
-        if spec["dataset"].get("path") or spec["dataset"].get("paths"):
-            continue  # corpora from ../shared/data are given as overrides
-        session.resolve(path)
+        session.resolve(path, ["dataset.path=corpus.txt"] if "path" in spec["dataset"] else [])
+        if "sweep" in spec:
+            if "path" in spec["dataset"]:
+                spec["dataset"]["path"] = "corpus.txt"
+            assert len(expand(session, spec).variants) >= 1

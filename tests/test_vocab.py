@@ -47,3 +47,18 @@ def test_round_trip_through_json_and_difference():
     assert v.difference(Vocab.from_text("help")) == (
         "1 token(s) not in the model's vocabulary: 'p'; "
         "1 model token(s) absent from the data: 'o'")
+
+
+def test_word_tokenisation_travels_with_the_vocabulary():
+    v = Vocab(["the", "cat", ",", "dog"], level="word", specials=["<unk>"],
+              pattern=r"\w+|[^\w\s]", lowercase=True)
+    again = Vocab.from_json(v.to_json())
+    assert again == v
+    assert again.decode(again.encode("The cat, dog")) == "the cat , dog"
+
+
+def test_word_continuations_get_a_separator_after_the_prompt():
+    v = Vocab(["a"], level="word")
+    assert v.continuation("the cat", "sees a dog") == " sees a dog"
+    assert v.continuation("the cat ", "sees") == "sees"
+    assert Vocab.from_text("ab").continuation("a", "b") == "b"

@@ -37,9 +37,11 @@ def build_lines_dataset(path=None, paths=None, level="char", pattern=None, min_f
         joined = "".join(lines)  # encode all lines in one vectorised call, then cut
         vocab = Vocab.from_text(joined, specials=SPECIALS)
         seqs = split_ids(vocab.encode(joined), [len(line) for line in lines])
+        vocab.lowercase = lowercase          # prompts get the same preprocessing
     else:
         words = [w for w in (split_words(line, pattern) for line in lines) if w]
-        vocab = word_vocab([w for ws in words for w in ws], min_freq, specials=SPECIALS)
+        vocab = word_vocab([w for ws in words for w in ws], min_freq, specials=SPECIALS,
+                           pattern=pattern, lowercase=lowercase)
         flat = encode_words(vocab, [w for ws in words for w in ws])
         seqs = split_ids(flat, [len(ws) for ws in words])
     if not seqs:

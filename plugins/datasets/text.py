@@ -48,12 +48,13 @@ def build_text_dataset(path=None, paths=None, level="char", pattern=None, min_fr
     if level == "char":
         vocab = Vocab.from_text(text)
         ids = vocab.encode(text)
+        vocab.lowercase = lowercase          # prompts get the same preprocessing
     else:
         words = split_words(text, pattern)
         if not words:
             raise DataError(f"{source}: no words found"
                             + (f" matching {pattern!r}" if pattern else ""))
-        vocab = word_vocab(words, min_freq)
+        vocab = word_vocab(words, min_freq, pattern=pattern, lowercase=lowercase)
         ids = encode_words(vocab, words)
 
     n_train = train_size(len(ids), valid_fraction, "tokens", source)

@@ -25,11 +25,14 @@ def split_words(text: str, pattern: str | None) -> list[str]:
     return [m.group() for m in regex.finditer(text) if m.group()]
 
 
-def word_vocab(words: list[str], min_freq: int, specials=()) -> Vocab:
-    """Words seen at least `min_freq` times, plus <unk> for the rest, plus `specials`."""
+def word_vocab(words: list[str], min_freq: int, specials=(), pattern: str | None = None,
+               lowercase: bool = False) -> Vocab:
+    """Words seen at least `min_freq` times, plus <unk> for the rest, plus `specials`.
+    `pattern` and `lowercase` are saved with it, so prompts are split the same way."""
     counts = Counter(words)
     kept = [w for w, c in counts.items() if c >= min_freq]
-    return Vocab(kept, level="word", specials=[UNK, *specials])
+    return Vocab(kept, level="word", specials=[UNK, *specials], pattern=pattern,
+                 lowercase=lowercase)
 
 
 def encode_words(vocab: Vocab, words: list[str]) -> torch.Tensor:
