@@ -91,7 +91,7 @@ class TextGenerator:
         """
         name, warn = name or strategy.describe(), warn or _ignore
         if self.task not in CAUSAL_TASKS:
-            return self.map(prompts, on_unknown, name)
+            return self.map(prompts, on_unknown)
         stops = check_stops(stop)
         encoded = self.encode_prompts(prompts, on_unknown)
         for note in self.notes(strategy, num_samples):
@@ -154,14 +154,14 @@ class TextGenerator:
                 raise GenerationError(f"prompt {i + 1} ({prompt!r}): {e}") from None
         return encoded
 
-    def map(self, inputs: list[str], on_unknown: str, name: str) -> list[Sample]:
+    def map(self, inputs: list[str], on_unknown: str) -> list[Sample]:
         """Aligned tasks: the most likely target at every input position."""
         out = []
         with torch.inference_mode():
             for text in inputs:
                 ids = self.vocab.encode(text, on_unknown=on_unknown).long()
                 if ids.numel() == 0:
-                    out.append(Sample(text, "", name))
+                    out.append(Sample(text, "", "argmax"))
                     continue
                 logits, _ = self.model(ids.unsqueeze(1))                     # [T, 1, V]
                 best = logits[:, 0].log_softmax(-1).max(-1)

@@ -37,10 +37,20 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
             ax_ppl.plot(steps, [min(2.718281828 ** v, 1e6) for v in losses], style,
                         color=colour, marker=".", label=f"{label} {key}")
     for ax, title in ((ax_loss, "loss (nats per token)"), (ax_ppl, "perplexity")):
-        ax.set_xlabel("optimizer step")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        finish_axes(ax, title)
+    return save(fig, out)
+
+
+def finish_axes(ax, title: str, which: str = "major") -> None:
+    ax.set_xlabel("optimizer step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which=which)
+    ax.legend(fontsize=8)
+
+
+def save(fig, out: Path) -> Path:
+    """Write a figure as PNG atomically and free it."""
+    import matplotlib.pyplot as plt
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -67,12 +77,5 @@ def plot_valid_perplexity(run_dirs: list[Path], out: Path) -> Path:
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")   # "5", not "5x10^0"
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
-    ax.set_xlabel("optimizer step")
-    ax.set_title("validation perplexity")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(out)
+    finish_axes(ax, "validation perplexity", which="both")
+    return save(fig, out)
