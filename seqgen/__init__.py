@@ -27,7 +27,7 @@ __all__ = [
     "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
-    "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis",
+    "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import checkpoint as ckpt
 from .atomic import write_text
@@ -22,6 +22,10 @@ from .spec import (apply_overrides, composed_schema, load_spec_file, resolve,
                    resolve_component)
 from .runner import SPEC_FILE, Run, RunResult
 from .strategy import Strategy
+
+if TYPE_CHECKING:
+    from .compare import CompareResult
+    from .loaded import LoadedModel
 
 
 # What `--resume` may change: how long and how it trains, and what it generates at the

@@ -20,8 +20,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-import torch
-
 from . import checkpoint as ckpt
 from .data import TASKS, TokenStream
 from .errors import CheckpointError, SeqgenError

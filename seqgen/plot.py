@@ -1,7 +1,6 @@
 """Loss and perplexity curves from runs' metrics.jsonl, as a PNG (matplotlib, Agg)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .atomic import atomic_path, read_json_lines

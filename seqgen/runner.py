@@ -19,7 +19,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .atomic import append_line, read_json_lines, write_text
-from .data import CAUSAL_TASKS, Dataset
+from .data import Dataset
 from .errors import CheckpointError, SpecError, TrainingError
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
@@ -117,7 +117,7 @@ class Run:
 
     def _show_samples(self, epoch: int) -> None:
         every, gen = self.spec["train"]["sample_every"], self.spec["generate"]
-        if not every or epoch % every or self.dataset.task not in CAUSAL_TASKS and not gen["prompts"]:
+        if not every or epoch % every or not gen["prompts"]:
             return
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
         for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,

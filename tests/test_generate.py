@@ -7,7 +7,6 @@ import threading
 import warnings
 
 import pytest
-import torch
 
 import seqgen
 from test_generate_models import bigram, loaded, logp, random_checkpoint

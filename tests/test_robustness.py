@@ -8,7 +8,6 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-import seqgen
 from seqgen import checkpoint as ckpt
 from seqgen.cli import cli
 
@@ -74,8 +73,8 @@ def test_a_checkpoint_whose_stored_spec_is_invalid_names_the_file(finished, tmp_
     ckpt.save(tmp_path / "bad.safetensors", c)
     result = CliRunner().invoke(cli, ["generate", str(tmp_path / "bad.safetensors")])
     assert result.exit_code == 1
-    assert (f"bad.safetensors: the spec stored in the checkpoint cannot be used: invalid spec: "
-            f"$.model.cell.hidden_size: '16' is not of type 'integer'") in result.stderr
+    assert ("bad.safetensors: the spec stored in the checkpoint cannot be used: invalid spec: "
+            "$.model.cell.hidden_size: '16' is not of type 'integer'") in result.stderr
 
 
 def test_weights_that_do_not_fit_show_torchs_detail(finished, tmp_path):
