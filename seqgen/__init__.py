@@ -5,7 +5,7 @@ Everything a plugin or an embedding application may use is exported here.
 __version__ = "0.1.0"
 
 from .batch import Batch, Sampler, StateRule
-from .cell import Cell
+from .cell import Cell, Stepper
 from .components import KINDS, Component
 from .data import Dataset, SequenceSet, Split, TokenStream
 from .errors import (CheckpointError, DataError, GenerationError, PluginError, SeqgenError,
@@ -22,7 +22,7 @@ from .loaded import LoadedModel
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
-    "Batch", "Sampler", "StateRule", "Cell", "KINDS", "Component", "Dataset", "SequenceSet",
+    "Batch", "Sampler", "StateRule", "Cell", "Stepper", "KINDS", "Component", "Dataset", "SequenceSet",
     "Split", "TokenStream", "CheckpointError", "DataError", "GenerationError", "PluginError",
     "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",

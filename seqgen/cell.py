@@ -14,6 +14,16 @@ returned state is each row's state after its own last valid step. Generation rel
 one more rule: calling the cell T times with T=1, carrying the state, gives the same
 outputs as one call over the whole sequence (for unidirectional cells).
 
+Generation steps through `cell.stepper(state)`, which by default does exactly that:
+
+    step = cell.stepper(state)      state as above (not None)
+    out = step(x)                   x [B, input_size] -> out [B, hidden_size * D]
+    step.state                      the state after the last call, in the format above
+
+A cell may return its own stepper to make one inference step cheaper (the built-in fused
+cells keep their state per layer between steps and use hand-written kernels); it must give
+the same numbers as calling the cell with T=1 (seqgen.testing.check_cell checks it).
+
 Subclasses set `input_size`, `hidden_size`, `num_layers`, `bidirectional`.
 """
 from __future__ import annotations
@@ -45,3 +55,20 @@ class Cell(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State = None, lengths: torch.Tensor | None = None):
         raise NotImplementedError
+
+    def stepper(self, state: State) -> "Stepper":
+        """Something that feeds this cell one time step per call, carrying `state`."""
+        return Stepper(self, state)
+
+
+class Stepper:
+    """The default stepper: calls the cell with T=1 and keeps the state it returns."""
+
+    def __init__(self, cell: Cell, state: State):
+        self.cell = cell
+        self.state = state
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, I] -> output [B, H*D]."""
+        output, self.state = self.cell(x.unsqueeze(0), self.state)
+        return output[0]

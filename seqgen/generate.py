@@ -2,7 +2,8 @@
 
 All prompts x num_samples rows run together. The prompts (padded, with their lengths)
 go through the model in one whole-sequence call; after that the loop feeds one token
-per step and carries the state, so the cost per new token does not grow with the text.
+per step to the model's stepper, which carries the state (the cell may keep it in its
+own form between steps), so the cost per new token does not grow with the text.
 
 One step: logits [B, V] -> repetition penalty (if asked) -> strategy.choose -> token [B].
 A row ends at <eos> or at the token that completes a stop string (its text is cut before
@@ -192,6 +193,7 @@ class TextGenerator:
         max_new_tokens or every row has ended. `texts` (one per row, when stop strings or
         a stream need the text) are fed each row's tokens until that row ends."""
         logits, state = self._prime(rows)                                    # [B, V]
+        step = self.model.stepper(state)
         device = logits.device
         generator = torch.Generator(device=device).manual_seed(seed)
         penalty = strategy.repetition_penalty
@@ -219,8 +221,7 @@ class TextGenerator:
                 if bool(done.all()):
                     return
             if t + 1 < max_new_tokens:
-                logits, state = self.model(token.unsqueeze(0), state)        # [1, B, V]
-                logits = logits[0]
+                logits = step(token)                                         # [B, V]
 
     def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
         shown = 0

@@ -56,5 +56,28 @@ class LanguageModel(nn.Module):
     def initial_state(self, batch_size: int, device=None) -> State:
         return self.cell.initial_state(batch_size, device)
 
+    def stepper(self, state: State) -> "TokenStepper":
+        """One token per row per call from `state` on, through the cell's own stepper."""
+        return TokenStepper(self, state)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class TokenStepper:
+    """Generation's inner step, carrying the state between calls:
+
+        logits = stepper(ids)       ids [B] int64 -> logits [B, V]
+        stepper.state               the model's state after the last call
+    """
+
+    def __init__(self, model: LanguageModel, state: State):
+        self.embedding, self.head = model.embedding, model.head
+        self.cell = model.cell.stepper(state)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cell(self.embedding(ids)))              # [B, E] -> [B, H*D] -> [B, V]
+
+    @property
+    def state(self) -> State:
+        return self.cell.state

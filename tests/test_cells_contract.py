@@ -69,6 +69,26 @@ class ForgetsStateWhenStepping(FusedLSTM):
         return super().forward(x, None if x.shape[0] == 1 else state, lengths)
 
 
+class StepperDropsTheState(FusedLSTM):
+    """Its T=1 calls are right; only the stepper generation uses starts from zeros."""
+    def stepper(self, state):
+        return super().stepper(tuple(torch.zeros_like(s) for s in state))
+
+
+class StepperStateOutOfShape(FusedLSTM):
+    def stepper(self, state):
+        inner = super().stepper(state)
+
+        class Flat:  # returns (h, c) as [B, L*H]: the numbers, in the wrong layout
+            def __call__(self, x):
+                return inner(x)
+
+            @property
+            def state(self):
+                return tuple(s.transpose(0, 1).flatten(1) for s in inner.state)
+        return Flat()
+
+
 class SeedsItsOwnWeights(ScratchRNN):
     def __init__(self, input_size, **options):
         super().__init__(input_size, **options)
@@ -100,6 +120,8 @@ class LastStepStateWithLengths(ScratchGRU):
     (DefaultStateIsNotInitialState, "initial_state"),
     (IgnoresState, "state"),
     (ForgetsStateWhenStepping, "stepping"),
+    (StepperDropsTheState, "stepping"),
+    (StepperStateOutOfShape, "stepping"),
     (SeedsItsOwnWeights, "determinism"),
     (UnusedParameter, "gradients"),
     (IgnoresLengths, "lengths"),

@@ -69,3 +69,24 @@ def test_training_with_autograd_uses_the_module(family, monkeypatch):
         cell(torch.randn(1, 2, 5))
     with pytest.raises(AssertionError, match="the torch module ran"):
         cell.eval()(torch.randn(1, 2, 5), lengths=torch.tensor([1, 1]))
+
+
+@pytest.mark.parametrize("embedding", ["one-hot", "learned"])
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_model_stepper_gives_the_whole_sequence_logits(name, embedding):
+    """What generation runs per token: LanguageModel.stepper, primed like generation."""
+    from seqgen.model import LanguageModel, make_embedding
+    torch.manual_seed(0)
+    spec = {"type": embedding, "size": 6}
+    embed = make_embedding(11, spec)
+    cell = CELLS[name](embed.embedding_dim, hidden_size=8, num_layers=2)
+    model = LanguageModel(11, cell, embed).eval()
+    ids = torch.randint(0, 11, (9, 3))                                    # [T, B]
+    with torch.inference_mode():
+        want, want_state = model(ids)
+        _, primed = model(ids[:4])
+        step = model.stepper(primed)
+        got = torch.stack([step(ids_t) for ids_t in ids[4:]])             # [T-4, B, V]
+        got_state = step.state
+    torch.testing.assert_close(got, want[4:], **close)
+    torch.testing.assert_close(got_state, want_state, **close)

@@ -30,13 +30,22 @@ def cycle():
 
 
 def spy_calls(model) -> list[tuple[int, int, bool]]:
-    """Record (T, B, lengths given) of every model call."""
-    calls, forward = [], model.forward
+    """Record (T, B, lengths given) of every model call, and (1, B, False) of every call of
+    a stepper it hands out (one token per row). `del model.forward, model.stepper` ends it."""
+    calls, forward, stepper = [], model.forward, model.stepper
 
     def recording(ids, state=None, lengths=None):
         calls.append((ids.shape[0], ids.shape[1], lengths is not None))
         return forward(ids, state, lengths)
-    model.forward = recording
+
+    def recording_stepper(state):
+        step = stepper(state)
+
+        def one_token(ids):                                                  # [B]
+            calls.append((1, ids.shape[0], False))
+            return step(ids)
+        return one_token
+    model.forward, model.stepper = recording, recording_stepper
     return calls
 
 
@@ -47,7 +56,7 @@ def test_prompts_run_once_then_one_token_per_call(lstm):
         samples = lstm.generate(["the cat ", "a", "the dog"], "random", max_new_tokens=20,
                                 num_samples=2)
     finally:
-        del lstm.model.forward
+        del lstm.model.forward, lstm.model.stepper
     assert len(samples) == 6
     # one whole-sequence call over the padded prompts (with lengths), then T=1 per token;
     # the last token needs no call: 1 + 19 calls, never the prefix again
@@ -190,7 +199,7 @@ def test_stream_yields_before_generation_ends(lstm):
         next(pieces)
         assert len(calls) <= 2                         # the prompt, and at most one step
     finally:
-        del lstm.model.forward
+        del lstm.model.forward, lstm.model.stepper
 
 
 def test_stream_holds_back_what_may_begin_a_stop(cycle):

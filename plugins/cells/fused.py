@@ -1,7 +1,9 @@
 """Cells backed by torch's fused nn.RNN / nn.GRU / nn.LSTM (oneDNN on CPU, cuDNN on GPU).
 
 The torch module lives in `self.rnn`, so the state dict has torch's names
-(rnn.weight_ih_l0, ...) and matches the scratch cells'.
+(rnn.weight_ih_l0, ...) and matches the scratch cells'. Single steps at inference go
+through torch's single-step kernels instead of the module (step.py says why), and
+generation's LSTM stepper on CPU through lstm_stepper.py.
 """
 from __future__ import annotations
 
@@ -9,12 +11,18 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqgen import State, Stepper
+
 from .base import RecurrentCell
-from .step import gru_kernel, lstm_kernel, rnn_relu_kernel, rnn_tanh_kernel, step_layers
+from .lstm_stepper import MAX_BATCH, LSTMStepper, blocks_for_threads
+from .step import LayerStepper, gru_kernel, lstm_kernel, rnn_relu_kernel, rnn_tanh_kernel
 
 
 class FusedCell(RecurrentCell):
     """Subclasses build `self.rnn` with `make_module` and set `self.kernel` (see step.py)."""
+
+    #: Single steps of more rows than this run the module (its kernel is faster there).
+    kernel_max_batch: int | None = None
 
     def make_module(self, module_class: type[nn.RNNBase], **extra) -> nn.RNNBase:
         return module_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
@@ -30,10 +38,22 @@ class FusedCell(RecurrentCell):
             output, state = self.rnn(packed, state)  # state: each row's at its own length
             output, _ = pad_packed_sequence(output, total_length=T)  # zeros past each length
             return output, state
-        if T == 1 and not (self.training and torch.is_grad_enabled()):
-            output, parts = step_layers(self, x[0], self.split_state(state), self.kernel)
-            return output.unsqueeze(0), self.join_state(parts)
+        if T == 1 and self.uses_kernels(B):
+            step = LayerStepper(self, state, self.kernel)
+            return step(x[0]).unsqueeze(0), step.state
         return self.rnn(x, state)
+
+    def uses_kernels(self, batch: int) -> bool:
+        """Whether single steps of `batch` rows go through the kernels: not when training
+        with autograd (the module's backward is the tested one), nor above kernel_max_batch."""
+        if self.training and torch.is_grad_enabled():
+            return False
+        return self.kernel_max_batch is None or batch <= self.kernel_max_batch
+
+    def stepper(self, state: State) -> Stepper | LayerStepper:
+        if self.uses_kernels(self.split_state(state)[0].shape[1]):                  # [L*D, B, H]
+            return LayerStepper(self, state, self.kernel)
+        return Stepper(self, state)
 
 
 class FusedRNN(FusedCell):
@@ -58,8 +78,19 @@ class FusedGRU(FusedCell):
 class FusedLSTM(FusedCell):
     gate_count = 4
     has_cell_state = True
+    kernel_max_batch = MAX_BATCH  # above it oneDNN's nn.LSTM beats lstm_cell (CPU, 2 cores)
 
     def __init__(self, input_size: int, **options):
         super().__init__(input_size, **options)
         self.rnn = self.make_module(nn.LSTM)
         self.kernel = lstm_kernel
+
+    def stepper(self, state: State) -> Stepper | LayerStepper | LSTMStepper:
+        """LSTMStepper for CPU inference (eval, no autograd, one direction, 2+ threads)
+        up to MAX_BATCH rows; else as FusedCell."""
+        h = state[0]                                                     # [L*D, B, H]
+        blocks = blocks_for_threads()
+        if (h.device.type == "cpu" and not self.training and not torch.is_grad_enabled()
+                and not self.bidirectional and h.shape[1] <= MAX_BATCH and blocks > 1):
+            return LSTMStepper(self, state, blocks)
+        return super().stepper(state)

@@ -1,9 +1,10 @@
 """One time step of a fused cell through torch's single-step kernels.
 
 Why: on CPU, nn.LSTM/GRU/RNN called with T=1 runs oneDNN's whole-sequence kernel, whose
-set-up cost dwarfs one step (2 layers, batch 1: ~440 us for H=8, ~1.2 ms for H=256, against
-~90 us and ~155 us with torch.lstm_cell). Generation calls the cell once per token, so
-FusedCell sends T == 1 inference here, with the same weights and the same numbers.
+set-up cost dwarfs one step (2 layers, H=256, batch 1: ~300 us, and 700+ us when glibc
+serves its buffers by mmap, against ~120 us for two torch.lstm_cell calls). So FusedCell
+sends T == 1 inference here, with the same weights and the same numbers. (Generation's
+long-lived LSTM stepper on CPU goes further: lstm_stepper.py.)
 
 A kernel maps (x [B, I], state (h,) or (h, c) each [B, H], w_ih, w_hh, b_ih, b_hh) to the
 new state tuple, h first.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from seqgen import State
 
 
 def lstm_kernel(x, state, w_ih, w_hh, b_ih, b_hh):
@@ -30,24 +33,37 @@ def rnn_relu_kernel(x, state, w_ih, w_hh, b_ih, b_hh):
     return (torch.rnn_relu_cell(x, state[0], w_ih, w_hh, b_ih, b_hh),)
 
 
-def step_layers(cell, x: torch.Tensor, parts: tuple, kernel) -> tuple[torch.Tensor, tuple]:
-    """x [B, I], parts: (h,) or (h, c) each [L*D, B, H] -> (output [B, H*D], new parts).
+class LayerStepper:
+    """Steps a fused cell one input at a time with a kernel per layer and direction.
 
-    With one step the reverse direction sees the same single token, so bidirectional cells
-    step each direction from its own state like the forward one.
+    Between steps the state lives as one tuple per layer*direction (each [B, H]), so a step
+    neither indexes nor stacks [L*D, B, H] tensors; `state` joins them back when read. With
+    one step the reverse direction sees the same single input, so a bidirectional layer
+    steps each direction from its own state like the forward one.
     """
-    directions = cell.num_directions
-    weights = cell.all_layer_weights()
-    dropout = cell.dropout if cell.training else 0.0
-    finals = []  # per layer * D + direction: the new state tuple, each [B, H]
-    for layer in range(cell.num_layers):
-        outputs = []
-        for direction in range(directions):
-            index = layer * directions + direction
-            new = kernel(x, tuple(p[index] for p in parts), *weights[index])
-            outputs.append(new[0])
-            finals.append(new)
-        x = torch.cat(outputs, 1) if directions == 2 else outputs[0]
-        if dropout and layer < cell.num_layers - 1:
-            x = F.dropout(x, dropout, True)
-    return x, tuple(torch.stack(part) for part in zip(*finals))
+
+    def __init__(self, cell, state: State, kernel):
+        self.cell = cell
+        self.kernel = kernel
+        self.weights = cell.all_layer_weights()
+        parts = cell.split_state(state)                                # (h,) or (h, c)
+        self.parts = [tuple(p[index] for p in parts) for index in range(len(self.weights))]
+        self.dropout = cell.dropout if cell.training else 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, I] -> output [B, H*D]."""
+        directions, layers = self.cell.num_directions, self.cell.num_layers
+        for layer in range(layers):
+            outputs = []
+            for index in range(layer * directions, (layer + 1) * directions):
+                new = self.kernel(x, self.parts[index], *self.weights[index])
+                self.parts[index] = new
+                outputs.append(new[0])
+            x = torch.cat(outputs, 1) if directions == 2 else outputs[0]
+            if self.dropout and layer < layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x
+
+    @property
+    def state(self) -> State:
+        return self.cell.join_state(tuple(torch.stack(part) for part in zip(*self.parts)))

@@ -34,8 +34,8 @@ def check_cell(factory, *, input_size: int = 5, options: dict | None = None, see
 
     Properties: "type", "shapes", "initial_state", "state" (a returned state passed back
     continues the sequence; skipped for bidirectional cells, which only must use it),
-    "stepping" (T calls with T=1 equal one call, unidirectional, under no_grad as in
-    generation), "determinism" (same seed, same weights and outputs), "gradients"
+    "stepping" (T calls with T=1, and T calls of `cell.stepper`, equal one call;
+    unidirectional, under no_grad and inference_mode as in generation), "determinism" (same seed, same weights and outputs), "gradients"
     (every parameter and the input get a finite, non-zero gradient) and "lengths"
     (padded rows: zero outputs past their length, outputs and state equal to running
     the row alone). Outputs are compared with `atol` (float32). The global RNG is left
@@ -145,6 +145,16 @@ def _check_stepping(cell: Cell, x: torch.Tensor, close) -> None:
           msg=lambda m: f"T calls with T=1 carrying the state differ from one call: {m}")
     for got, want in zip(_tensors(carried), _tensors(state)):
         close(got, want, msg=lambda m: f"final state after T single steps differs: {m}")
+    with torch.inference_mode():  # as generation runs it: prime with a call, then step
+        _, primed = cell(x[:2])
+        stepper = cell.stepper(primed)
+        outputs = [stepper(x_t).clone() for x_t in x[2:]]
+        final = stepper.state
+    close(torch.stack(outputs), output[2:],
+          msg=lambda m: f"cell.stepper's outputs differ from one call: {m}")
+    _state_layout(cell, final, x.shape[1])
+    for got, want in zip(_tensors(final), _tensors(state)):
+        close(got, want, msg=lambda m: f"cell.stepper's final state differs from one call: {m}")
 
 
 def _check_determinism(cell: Cell, twin: Cell, x: torch.Tensor) -> None:

@@ -1,0 +1,106 @@
+"""Generation's LSTM step on CPU: all cores on the matrix products, nothing allocated.
+
+At batch 1 a 2-layer LSTM of H=256 streams 3.3 MB of float32 weights per token through
+matrix-vector products, which MKL runs on one thread (two torch.lstm_cell calls: ~120 us
+a token), and the step's dozen small ops each cost a microsecond of dispatch. This stepper
+  - joins each layer's [W_ih | W_hh] and cuts its 4H gate rows into `blocks` (2 or 4)
+    independent blocks, run as one batched product: torch.bmm spreads its batch over the
+    threads, so every core streams its share of the weights;
+  - keeps inputs, states and gates in buffers made once, so a layer is one product and
+    six pointwise ops writing in place.
+Same weights and the same formula as nn.LSTM; only the summation order of the products
+differs (float32 rounding, ~1e-7). Used for unidirectional cells in eval mode without
+autograd, at small batch (FusedLSTM.stepper decides); state (h, c) as nn.LSTM's.
+"""
+from __future__ import annotations
+
+import torch
+
+from seqgen import State
+
+# Up to this many rows this stepper beats both lstm_cell and nn.LSTM per step (2 cores,
+# H=256: 276/338/416 us at 16 rows, 2.8/3.3/2.9 ms at 256); at 1024 nn.LSTM wins.
+MAX_BATCH = 256
+
+
+def blocks_for_threads() -> int:
+    """How many blocks of gate rows: one per thread, 2 or 4 (4H always divides)."""
+    threads = torch.get_num_threads()
+    return 4 if threads >= 4 else 2 if threads >= 2 else 1
+
+
+class _Layer:
+    """One layer's views into the stepper's buffers, and its prepared weights."""
+    __slots__ = ("xh", "w", "bias", "gates", "sig", "i", "f", "g", "o", "tanh_g", "c",
+                 "tanh_c", "h")
+
+    def __init__(self, xh, w_ih, w_hh, b_ih, b_hh, c, h, blocks: int):
+        B, H = h.shape
+        rows = 4 * H // blocks                                      # gate rows per block
+        # [4H, I+H] -> [blocks, I+H, rows]: block j is gate rows j*rows.. (a transposed view)
+        self.w = torch.cat([w_ih, w_hh], 1).unflatten(0, (blocks, rows)).transpose(1, 2)
+        self.bias = None if b_ih is None else (b_ih + b_hh).view(blocks, 1, rows)
+        self.xh = xh.expand(blocks, B, xh.shape[1])                  # [blocks, B, I+H]
+        self.gates = h.new_empty(blocks, B, rows)                    # pre-activation
+        self.sig = torch.empty_like(self.gates)                      # sigmoid of every gate
+
+        def gate(t, k):  # gate k (i, f, g, o) of a [blocks, B, rows] tensor: [B, H]
+            per = 4 // blocks
+            return t[k // per, :, (k % per) * H:(k % per + 1) * H]
+
+        self.i, self.f, self.o = gate(self.sig, 0), gate(self.sig, 1), gate(self.sig, 3)
+        self.g = gate(self.gates, 2)
+        self.tanh_g, self.tanh_c = h.new_empty(B, H), h.new_empty(B, H)
+        self.c, self.h = c, h                                        # [B, H] buffer views
+
+    def step(self) -> None:
+        if self.bias is None:
+            torch.bmm(self.xh, self.w, out=self.gates)
+        else:
+            torch.baddbmm(self.bias, self.xh, self.w, out=self.gates)
+        torch.sigmoid(self.gates, out=self.sig)
+        torch.tanh(self.g, out=self.tanh_g)
+        self.c.mul_(self.f).addcmul_(self.i, self.tanh_g)           # c = f*c + i*tanh(g)
+        torch.mul(self.o, torch.tanh(self.c, out=self.tanh_c), out=self.h)
+
+
+class LSTMStepper:
+    """A fused LSTM's stepper for generation (see the module docstring).
+
+    One buffer holds every layer's input and hidden state side by side,
+
+        xh [B, I + L*H] = x | h_1 | h_2 | ... | h_L
+
+    so layer l reads its input and its previous state as one contiguous slice
+    [h_{l-1}, h_l] (h_0 = x) and then writes its new h_l in place, which is exactly the
+    input of layer l+1.
+    """
+
+    def __init__(self, cell, state: State, blocks: int):
+        h, c = state                                                  # each [L, B, H]
+        L, B, H = h.shape
+        I = cell.input_size
+        self.input_size = I
+        self.xh = h.new_empty(B, I + L * H)
+        self.xh[:, I:].view(B, L, H).copy_(h.transpose(0, 1))
+        self.c = c.clone()                                            # [L, B, H], updated in place
+        self.layers = []
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(cell.all_layer_weights()):
+            start = 0 if layer == 0 else I + (layer - 1) * H
+            stop = I + (layer + 1) * H
+            self.layers.append(_Layer(self.xh[:, start:stop], w_ih, w_hh, b_ih, b_hh,
+                                      self.c[layer], self.xh[:, stop - H:stop], blocks))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, I] -> output [B, H] (a new tensor: the buffers change on the next call)."""
+        self.xh[:, :self.input_size].copy_(x)
+        for layer in self.layers:
+            layer.step()
+        return self.layers[-1].h.clone()
+
+    @property
+    def state(self) -> State:
+        """(h, c), each [L, B, H], copied out of the buffers."""
+        B, L = self.xh.shape[0], len(self.layers)
+        h = self.xh[:, self.input_size:].view(B, L, -1).transpose(0, 1).contiguous()
+        return h, self.c.clone()
