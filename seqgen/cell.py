@@ -17,12 +17,14 @@ outputs as one call over the whole sequence (for unidirectional cells).
 Generation steps through `cell.stepper(state)`, which by default does exactly that:
 
     step = cell.stepper(state)      state as above (not None)
-    out = step(x)                   x [B, input_size] -> out [B, hidden_size * D]
+    out = step(x)                   x [B, input_size] -> out [B, hidden_size * D], a tensor
+                                    of its own (later calls leave it alone)
     step.state                      the state after the last call, in the format above
 
-A cell may return its own stepper to make one inference step cheaper (the built-in fused
-cells keep their state per layer between steps and use hand-written kernels); it must give
-the same numbers as calling the cell with T=1 (seqgen.testing.check_cell checks it).
+Generation makes and calls it under torch.inference_mode. A cell may return its own
+stepper to make that step cheaper (the built-in fused cells keep the state per layer
+between steps, and the LSTM on CPU runs a hand-written step); it must give the same
+numbers as calling the cell with T=1 (seqgen.testing.check_cell checks it).
 
 Subclasses set `input_size`, `hidden_size`, `num_layers`, `bidirectional`.
 """
