@@ -87,12 +87,19 @@ def test_inference_on_cpu_gets_the_lstm_stepper(monkeypatch):
         assert isinstance(cell.stepper(random_state(cell, 1)), LSTMStepper)
 
 
-@pytest.mark.parametrize("case", ["autograd", "training", "bidirectional", "big batch",
-                                  "one thread"])
-def test_other_cases_step_another_way(case, monkeypatch):
+@pytest.mark.parametrize("threads,blocks", [(1, 1), (2, 2), (3, 2), (8, 4)])
+def test_one_block_of_gate_rows_per_thread_up_to_four(threads, blocks, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    cell = lstm()
+    with torch.inference_mode():
+        stepper = cell.stepper(random_state(cell, 1))
+    assert stepper.layers[0].w.shape[0] == blocks
+
+
+@pytest.mark.parametrize("case", ["autograd", "training", "bidirectional", "big batch"])
+def test_other_cases_step_another_way(case):
     """Where the buffered stepper does not apply (it writes in place, so no autograd; one
-    direction; its split needs 2+ threads), the cell steps through kernels or the module."""
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1 if case == "one thread" else 2)
+    direction; small batches), the cell steps through kernels or the module."""
     cell = lstm(bidirectional=case == "bidirectional").train(case == "training")
     batch = MAX_BATCH + 1 if case == "big batch" else 2
     h = torch.randn(cell.num_layers * cell.num_directions, batch, 8)

@@ -86,11 +86,10 @@ class FusedLSTM(FusedCell):
         self.kernel = lstm_kernel
 
     def stepper(self, state: State) -> Stepper | LayerStepper | LSTMStepper:
-        """LSTMStepper for CPU inference (eval, no autograd, one direction, 2+ threads)
-        up to MAX_BATCH rows; else as FusedCell."""
+        """LSTMStepper for CPU inference (eval, no autograd, one direction) up to MAX_BATCH
+        rows; else as FusedCell."""
         h = state[0]                                                     # [L*D, B, H]
-        blocks = blocks_for_threads()
         if (h.device.type == "cpu" and not self.training and not torch.is_grad_enabled()
-                and not self.bidirectional and h.shape[1] <= MAX_BATCH and blocks > 1):
-            return LSTMStepper(self, state, blocks)
+                and not self.bidirectional and h.shape[1] <= MAX_BATCH):
+            return LSTMStepper(self, state, blocks_for_threads())
         return super().stepper(state)
