@@ -4,7 +4,9 @@
     python benchmarks/generate.py --quick    # (a)'s textbook side timed on 8 samples, x8
     python benchmarks/generate.py --threads 1
 
-Every baseline runs with nn.LSTM in its fast regime (warm_allocator says why).
+The allocator is warmed first so that the baselines' nn.LSTM runs in its fast regime
+(warm_allocator says why); that is likely, not guaranteed: compare nn_lstm_t1_us (~300 us
+fast, 700+ slow) when reading a run.
 
 Model: a random-weight 2-layer LSTM (hidden 256, learned embedding 64, vocabulary 65)
 built through seqgen (Session.build_model), eval mode. Every side draws from the full
@@ -100,13 +102,14 @@ def batched_vs_textbook(gen, random, quick: bool) -> dict:
 
 
 def warm_allocator() -> None:
-    """Put nn.LSTM in its fast regime, so the baseline is the strongest one.
+    """Try to put nn.LSTM in its fast regime, so the baseline is the strongest one.
 
     Each nn.LSTM call allocates temporary buffers of a few MB. glibc serves those by mmap
     (fresh pages, page faults on every call: 700-1500 us per call here) until the process
     frees a block at least that large, which raises its mmap threshold; from then on they
     come from the heap (~300 us). Which regime a process is in depends on its history, so
-    free a 16 MB block first, as any process that has trained or loaded a model has.
+    free a 16 MB block first. Usually enough; one run in four here still saw a slow
+    textbook loop while the bare nn.LSTM timing stayed fast.
     """
     block = torch.empty(4_000_000)       # 16 MB of float32
     del block

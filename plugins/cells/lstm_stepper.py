@@ -18,8 +18,9 @@ import torch
 
 from seqgen import State
 
-# Up to this many rows this stepper beats both lstm_cell and nn.LSTM per step (2 cores,
-# H=256: 276/338/416 us at 16 rows, 2.8/3.3/2.9 ms at 256); at 1024 nn.LSTM wins.
+# Per step, 2 cores, H=256 (this stepper / lstm_cell / nn.LSTM): 276/338/416 us at 16 rows,
+# 1.46/1.78/1.41 ms at 128, 2.8/3.3/2.9 ms at 256, 12.0/12.8/10.6 ms at 1024. Up to 256
+# rows it beats lstm_cell and roughly ties nn.LSTM; beyond, nn.LSTM pulls ahead.
 MAX_BATCH = 256
 
 
