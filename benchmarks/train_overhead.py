@@ -72,8 +72,8 @@ def seqgen_loop(session, spec, steps) -> float:
     sampler = session.build("sampler", spec["sampler"], data.train, seed=0, rank=0, world_size=1)
     train = copy.deepcopy(spec["train"])
     train["max_steps"] = steps
-    trainer = Trainer(model, sampler, session.strategy("teacher-forcing"), train,
-                      torch.device("cpu"), 0)
+    trainer = Trainer.from_spec(session, model, sampler, session.strategy("teacher-forcing"),
+                                train, torch.device("cpu"), 0)
     start = time.perf_counter()
     trainer.fit()
     return time.perf_counter() - start

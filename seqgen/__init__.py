@@ -12,10 +12,14 @@ from .errors import (CheckpointError, DataError, GenerationError, PluginError, S
                      SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
 from .strategy import GenerationWarning, Hypothesis, Strategy
+from .processors import History, LogitsProcessor
+from .loggers import Logger
+from . import options
 from .text_io import read_text
 from .state import State, detach_state, map_state, select_batch
 from .api import Session
 from .runner import RunResult
+from .registry import Preset
 from .compare import CompareResult
 from .events import Event
 from .loaded import LoadedModel
@@ -28,6 +32,7 @@ __all__ = [
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
+    "History", "LogitsProcessor", "Preset", "Logger", "options",
 ]
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from . import checkpoint as ckpt
 from .atomic import write_text
-from .components import Component
+from .components import KIND_BY_NAME, Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event
 from .model import LanguageModel, embedding_size, make_embedding
 from .plugins import PluginLoader
-from .spec import (apply_overrides, composed_schema, load_spec_file, resolve,
-                   resolve_component)
+from .compose import Composed, Origin, compose, is_path, leaves
+from .spec import (all_components, component_slots, composed_schema, load_spec_file,
+                   parse_spec, resolve, resolve_component)
 from .runner import SPEC_FILE, Run, RunResult
 from .strategy import Strategy
 
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 # What `--resume` may change: how long and how it trains, and what it generates at the
 # end. Everything else (data, model, sampler, seed) would make the checkpoint meaningless.
-RESUMABLE = ("train", "generate", "device", "name", "out")
+RESUMABLE = ("train", "generate", "device", "name", "out", "vars")
+STDIN = "-"   # a spec argument that reads the spec from standard input
 
 
 def changed_paths(a, b, path: str = "$") -> list[str]:
@@ -47,30 +50,51 @@ class Session:
     plugins:      extra plugin objects or modules, registered directly (no entry point)
     entry_points: load third-party plugins from the `seqgen` entry-point group
     strict:       a third-party plugin that fails to load is an error, not a warning
+    env:          the environment SEQGEN_PLUGINS / SEQGEN_DISABLE_PLUGINS are read from
+                  (default os.environ)
+    builtins:     register seqgen's own plugins (False: only `plugins` and entry points)
     """
 
     def __init__(self, plugins: Iterable[Any] = (), *, entry_points: bool = True,
-                 strict: bool = False, env: dict | None = None):
-        self._loader = PluginLoader(plugins, entry_points=entry_points, strict=strict, env=env)
+                 strict: bool = False, env: dict | None = None, builtins: bool = True):
+        self._loader = PluginLoader(plugins, entry_points=entry_points, strict=strict,
+                                    builtins=builtins, env=env)
         self.registry = self._loader.build_registry()
 
     # -- introspection ------------------------------------------------------------------
     @property
     def load_failures(self):
+        """Plugins that failed to load, or had a registration refused (LoadFailure)."""
         return list(self._loader.failures)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Notes about plugin selection (e.g. SEQGEN_PLUGINS names that match nothing)."""
+        return list(self._loader.warnings)
+
     def plugins(self) -> dict:
-        """Loaded plugins, their components, and load failures (JSON-able)."""
-        comps = self.registry.all()
+        """Loaded plugins, their components and presets, and load failures (JSON-able)."""
+        comps, presets = self.registry.all(), self.registry.presets()
         return {
             "plugins": [{"name": p.name, "origin": p.origin, "module": p.module,
+                         "distribution": p.distribution, "version": p.version,
+                         "hooks": list(p.hooks),
                          "components": [{"kind": c.kind, "name": c.name,
-                                         "description": c.description}
-                                        for c in comps if c.plugin == p.name]}
+                                         "description": c.description,
+                                         **({"replaces": c.replaces} if c.replaces else {})}
+                                        for c in comps if c.plugin == p.name],
+                         "presets": [r.name for r in presets if r.plugin == p.name]}
                         for p in self._loader.infos],
-            "failures": [{"name": f.name, "distribution": f.distribution, "error": f.error}
-                         for f in self._loader.failures],
+            "failures": [{"name": f.name, "distribution": f.distribution, "error": f.error,
+                          "partial": f.partial} for f in self._loader.failures],
+            "warnings": self.warnings,
         }
+
+    def presets(self) -> list[dict]:
+        """Every registered preset: name, description, what it needs, and its plugin."""
+        return [{"name": p.name, "description": p.description, "needs": dict(p.needs),
+                 "plugin": p.plugin, "distribution": p.distribution, "version": p.version}
+                for p in self.registry.presets()]
 
     def schema(self) -> dict:
         """The spec JSON Schema with every registered component's options composed in."""
@@ -80,24 +104,76 @@ class Session:
         return self.registry.get(kind, name)
 
     # -- specs ----------------------------------------------------------------------------
-    def resolve(self, spec: dict | str | Path, overrides: Iterable[str] = ()) -> dict:
-        """Validate a spec (dict or path), apply --set overrides, fill defaults."""
-        source = None
-        if not isinstance(spec, dict):
-            source = str(spec)
-            spec = load_spec_file(spec)
-        return resolve(apply_overrides(spec, list(overrides)), self.registry, source=source)
+    def compose(self, spec: dict | str | Path, overrides: Iterable[str] = (),
+                env: dict | None = None) -> Composed:
+        """A spec with its `extends` chain merged, overrides applied and variables
+        interpolated, each field's origin kept; not yet validated. `spec` is a dict, a
+        spec file path, a preset name, or "-" (read from standard input)."""
+        spec, origin, base_dir = self._source(spec)
+        return compose(spec, self.registry, overrides, origin, base_dir, env)
+
+    def resolve(self, spec: dict | str | Path, overrides: Iterable[str] = (),
+                env: dict | None = None) -> dict:
+        """Compose a spec (dict, path or preset name), validate it against the schema and
+        every component's options, and fill defaults: the spec a run uses and saves."""
+        source = None if isinstance(spec, dict) else str(spec)
+        return resolve(self.compose(spec, overrides, env).spec, self.registry, source=source)
+
+    def explain(self, spec: dict | str | Path, overrides: Iterable[str] = (),
+                env: dict | None = None) -> dict:
+        """The resolved spec, where every field came from (a preset, a file, an override
+        or a schema default), and which plugin, distribution and version supplied every
+        component. JSON-able."""
+        composed = self.compose(spec, overrides, env)
+        source = None if isinstance(spec, dict) else str(spec)
+        resolved = resolve(composed.spec, self.registry, source=source)
+        return {"spec": resolved,
+                "fields": [{"path": path, "value": value, **composed.origin(path).to_dict()}
+                           for path, value in leaves(resolved)],
+                "components": self.components_of(resolved)}
+
+    def components_of(self, spec: dict) -> list[dict]:
+        """{path, kind, name, plugin, distribution, version} for every component a
+        resolved spec names, nested ones included."""
+        return [{"path": path, **self.registry.get(kind, obj["type"]).provenance()}
+                for path, kind, obj in all_components(spec, self.registry)]
+
+    def _source(self, spec: dict | str | Path) -> tuple[dict, Origin, Path]:
+        """(spec, origin, directory its relative `extends` paths start from)."""
+        if isinstance(spec, dict):
+            return spec, Origin("python"), Path.cwd()
+        text, path = str(spec), Path(spec)
+        if text == STDIN:
+            return parse_spec(sys.stdin.read(), "<stdin>"), Origin("stdin"), Path.cwd()
+        if not path.is_file() and self.registry.has_preset(text) and not is_path(text, Path.cwd()):
+            return {"extends": text}, Origin("python"), Path.cwd()  # adds no fields itself
+        if not path.exists() and not is_path(text, Path.cwd()):
+            raise SpecError([f"{text}: no such spec file or preset. "
+                             f"{self.registry.preset_choices(text)}"])
+        return load_spec_file(path), Origin("file", text), path.parent
 
     def build(self, kind: str, options: dict, *args, **kwargs):
-        """Build a component from its spec object; plugin bugs become PluginError."""
+        """Build a component from its spec object (components in its own slots first).
+        Plugin bugs, and a factory returning the wrong type, become PluginError naming
+        the plugin."""
         component = self.registry.get(kind, options["type"])
+        options = dict(options)
+        for key, sub_kind, many in component_slots(component):
+            if options.get(key) is not None:
+                value = options[key]
+                options[key] = ([self.build(sub_kind, v) for v in value] if many
+                                else self.build(sub_kind, value))
+        where = (f"{kind} {component.name!r} (plugin {component.plugin!r}, distribution "
+                 f"{component.distribution or '?'})")
         try:
-            return component.build(options, *args, **kwargs)
+            built = component.build(options, *args, **kwargs)
         except SeqgenError:
             raise
         except Exception as e:
-            raise PluginError(f"{kind} {component.name!r} (plugin {component.plugin!r}) "
-                              f"failed to build: {type(e).__name__}: {e}") from e
+            raise PluginError(f"{where} failed to build: {type(e).__name__}: {e}") from e
+        if (problem := KIND_BY_NAME[kind].wrong_type(built)) is not None:
+            raise PluginError(f"{where}: its factory returned {problem}")
+        return built
 
     def build_model(self, spec: dict, vocab_size: int) -> LanguageModel:
         emb_spec = spec["model"]["embedding"]

@@ -1,4 +1,4 @@
-"""What samplers yield and the trainer consumes."""
+"""What sampler plugins are and yield: `Sampler` and `Batch` (read their docstrings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ StateRule = Literal["reset", "carry"]
 
 @dataclass
 class Batch:
-    """One training batch, time-major.
+    """One training batch, time-major: what a `Sampler` yields and the trainer consumes.
 
     inputs:  [T, B] int64 token ids fed to the model
     targets: [T, B] int64 ids the model must predict at each position
@@ -48,9 +48,29 @@ class Batch:
 class Sampler:
     """Base class for sampler plugins: turns one split's data into batches.
 
-    `state_rule` tells the trainer what to do with the recurrent state between batches;
-    the trainer reads it and has no per-sampler branch. `epoch(k)` must be a pure
-    function of the sampler's seed and `k`, so a resumed run sees the same batches.
+    A sampler factory is registered with `register_samplers` (with its `accepts=` extra,
+    "stream" or "sequences"): `factory(split, *, seed, rank=0, world_size=1, **options)`
+    returns a Sampler over that `seqgen.Split`. Hold it to this contract with
+    `seqgen.testing.check_sampler`.
+
+    - `epoch(k)` yields the batches of epoch k (0-based), each a `seqgen.Batch`: [T, B]
+      int64 inputs and targets, and `lengths` when rows are padded. It must be a pure
+      function of the sampler's seed and `k` (seed a torch.Generator from both; never
+      use the global RNG), so a resumed run sees the same batches.
+    - Every row is real data: for a TokenStream a run of the stream with targets the
+      same run shifted by one token, for a SequenceSet one of its (inputs, targets)
+      pairs, cut to its length.
+    - `len(sampler)` is the number of batches per epoch: the same every epoch, never
+      zero. Data too small for one batch raises `seqgen.DataError` from the constructor,
+      saying how much one batch needs.
+    - `state_rule` tells the trainer what to do with the recurrent state between
+      batches; the trainer reads it and has no per-sampler branch. "reset": each batch
+      starts from the initial state (independent rows). "carry": row i of batch k+1
+      continues row i of batch k, and every batch has the same rows.
+    - Sharding: `batch_size` is the global batch. Rank r of world_size takes its own rows
+      of every global batch (disjoint, together the whole batch), every rank yields the
+      same number of batches, and with (rank=0, world_size=1) a sampler yields the whole
+      global batch.
     """
 
     state_rule: StateRule = "reset"
@@ -62,4 +82,5 @@ class Sampler:
         raise NotImplementedError
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
+        """The batches of epoch `epoch` (0-based), a pure function of (seed, epoch)."""
         raise NotImplementedError

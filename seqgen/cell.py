@@ -1,32 +1,5 @@
-"""The contract every recurrent cell plugin implements.
-
-A cell is a torch module over a whole sequence, time-major:
-
-    output, state = cell(x, state=None, lengths=None)
-    x:      [T, B, input_size]        float
-    output: [T, B, hidden_size * D]   D = 2 if bidirectional else 1
-    state:  [L*D, B, H] tensor, or a tuple of them (LSTM: (h, c)), as torch's nn.RNN/GRU/LSTM
-
-`state=None` means `initial_state(B)`; states are never modified in place (a learned
-initial state may be an expanded view). `lengths` ([B] int64 on CPU, each in 1..T,
-sorted or not) marks padded batches: positions at or past a row's length give zeros in `output`, and the
-returned state is each row's state after its own last valid step. Generation relies on
-one more rule: calling the cell T times with T=1, carrying the state, gives the same
-outputs as one call over the whole sequence (for unidirectional cells).
-
-Generation steps through `cell.stepper(state)`, which by default does exactly that:
-
-    step = cell.stepper(state)      state as above (not None)
-    out = step(x)                   x [B, input_size] -> out [B, hidden_size * D], a tensor
-                                    of its own (later calls leave it alone)
-    step.state                      the state after the last call, in the format above
-
-Generation makes and calls it under torch.inference_mode. A cell may return its own
-stepper to make that step cheaper (the built-in fused cells keep the state per layer
-between steps, and the LSTM on CPU runs a hand-written step); it must give the same
-numbers as calling the cell with T=1 (seqgen.testing.check_cell checks it).
-
-Subclasses set `input_size`, `hidden_size`, `num_layers`, `bidirectional`.
+"""The contract every recurrent cell plugin implements: `Cell` (read its docstring), and
+`Stepper`, the default way generation feeds a cell one time step at a time.
 """
 from __future__ import annotations
 
@@ -37,6 +10,44 @@ from .state import State
 
 
 class Cell(nn.Module):
+    """Base class of every recurrent cell: a torch module over a whole sequence.
+
+    A cell factory is registered with `register_cells`: `factory(input_size, **options)`
+    returns a Cell. Hold it to this contract with `seqgen.testing.check_cell`.
+
+    Time-major, with an explicit state in and out:
+
+        output, state = cell(x, state=None, lengths=None)
+        x:      [T, B, input_size]        float
+        output: [T, B, hidden_size * D]   D = 2 if bidirectional else 1
+        state:  [L*D, B, H] tensor, or a tuple of them (LSTM: (h, c)), as torch's
+                nn.RNN/GRU/LSTM
+
+    `state=None` means `initial_state(B)`; states are never modified in place (a learned
+    initial state may be an expanded view). `lengths` ([B] int64 on CPU, each in 1..T,
+    sorted or not) marks padded batches: positions at or past a row's length give zeros
+    in `output`, and the returned state is each row's state after its own last valid
+    step. Passing a returned state back continues the sequence. Generation relies on one
+    more rule: calling the cell T times with T=1, carrying the state, gives the same
+    outputs as one call over the whole sequence (for unidirectional cells).
+
+    Generation steps through `cell.stepper(state)`, which by default does exactly that:
+
+        step = cell.stepper(state)      state as above (not None)
+        out = step(x)                   x [B, input_size] -> out [B, hidden_size * D], a
+                                        tensor of its own (later calls leave it alone)
+        step.state                      the state after the last call, in the format above
+
+    Generation makes and calls it under torch.inference_mode. A cell may return its own
+    stepper to make that step cheaper (the built-in fused cells keep the state per layer
+    between steps, and the LSTM on CPU runs a hand-written step); it must give the same
+    numbers as calling the cell with T=1 (`check_cell` checks it).
+
+    Subclasses set `input_size`, `hidden_size`, `num_layers` and `bidirectional`, and
+    implement `initial_state` and `forward`. Two builds under the same
+    `torch.manual_seed` must have equal weights, and every parameter must get a gradient.
+    """
+
     input_size: int
     hidden_size: int
     num_layers: int = 1
@@ -52,10 +63,14 @@ class Cell(nn.Module):
         return self.hidden_size * self.num_directions
 
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
-        """The state a sequence starts from, for `batch_size` rows."""
+        """The state a sequence starts from, for `batch_size` rows, on `device`
+        (the trainer and the generator always give it): [L*D, batch_size, H] or a tuple
+        of them, like the state `forward` returns."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, state: State = None, lengths: torch.Tensor | None = None):
+        """x [T, B, input_size] -> (output [T, B, output_size], state); see the class
+        docstring for `state` and `lengths`."""
         raise NotImplementedError
 
     def stepper(self, state: State) -> "Stepper":

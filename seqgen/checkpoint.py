@@ -3,7 +3,8 @@
 A checkpoint is one .safetensors file. Tensors are the model's state_dict under
 "model.", plus optional extra groups (optimizer state, ...) under their own prefixes.
 The header metadata (str -> str) holds JSON: the resolved spec, the vocabulary, the task,
-the versions that wrote it and any scalar training state. Loading reads only tensors and
+the versions that wrote it, the plugin and distribution behind every component the spec
+names, and any scalar training state. Loading reads only tensors and
 JSON, so a checkpoint from a stranger can never run code.
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]            # flat, prefixed ("model.cell.rnn.weight_ih_l0")
     state: dict = field(default_factory=dict)   # JSON-able scalars: step, epoch, rng, ...
     versions: dict = field(default_factory=dict)
+    # {path, kind, name, plugin, distribution, version} of every component the spec names,
+    # so a missing plugin can be named with what to install. Empty in older checkpoints.
+    components: list = field(default_factory=list)
 
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
         """Tensors under `prefix.`, with the prefix removed."""
@@ -54,6 +58,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         "task": checkpoint.task,
         "state": json.dumps(checkpoint.state),
         "versions": json.dumps({"seqgen": __version__, "torch": torch.__version__}),
+        "components": json.dumps(checkpoint.components, ensure_ascii=False),
     }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -93,6 +98,7 @@ def load(path: str | Path) -> Checkpoint:
         return Checkpoint(spec=json.loads(meta["spec"]), vocab=Vocab.from_json(meta["vocab"]),
                           task=meta["task"], tensors=tensors,
                           state=json.loads(meta.get("state", "{}")),
-                          versions=json.loads(meta.get("versions", "{}")))
+                          versions=json.loads(meta.get("versions", "{}")),
+                          components=json.loads(meta.get("components", "[]")))
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(e).__name__}: {e})") from e

@@ -50,6 +50,8 @@ def make_session(ctx: click.Context) -> Session:
     session = Session(strict=root["strict_plugins"])
     for failure in session.load_failures:
         click.echo(f"warning: {failure.describe()}", err=True)
+    for note in session.warnings:
+        click.echo(f"warning: {note}", err=True)
     return session
 
 
@@ -61,8 +63,10 @@ def make_session(ctx: click.Context) -> Session:
 def cli(debug: bool, strict_plugins: bool):
     """Train recurrent language models and generate text with them.
 
-    Third-party plugins load from the `seqgen` entry-point group; SEQGEN_PLUGINS limits
-    them ("" loads none, "a,b" loads only those).
+    SPEC arguments take a spec file, a preset name (`seqgen presets`), or - for
+    standard input. Third-party plugins load from the `seqgen` entry-point group;
+    SEQGEN_PLUGINS limits them ("" loads none, "a,b" only those: entry-point or
+    distribution names) and SEQGEN_DISABLE_PLUGINS leaves some out.
     """
 
 
@@ -71,8 +75,11 @@ OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"
                              "as JSON, else a string). Repeatable.")
 
 
+SPEC_ARG = click.argument("spec", metavar="SPEC", required=False)
+
+
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@SPEC_ARG
 @OVERRIDE
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (overrides $.out).")
 @click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
@@ -80,7 +87,8 @@ OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"
 @click.pass_context
 @handle_errors
 def run(ctx, spec, overrides, out, resume):
-    """Train, evaluate, sample and save the model described by SPEC.
+    """Train, evaluate, sample and save the model described by SPEC (a file, a preset
+    name, or - for standard input).
 
     Ctrl-C or SIGTERM saves a checkpoint and prints the command to resume (exit 130).
     """
@@ -118,7 +126,7 @@ def plot(run_dirs, output):
 
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@SPEC_ARG
 @OVERRIDE
 @click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="A JSON file holding the sweep object (replaces the spec's \"sweep\").")
@@ -172,18 +180,98 @@ def compare(ctx, spec, overrides, sweep_file, out, jobs, report_only):
 
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", metavar="SPEC")
 @OVERRIDE
 @click.option("--resolved", is_flag=True, help="Print the resolved spec with defaults filled.")
+@click.option("--explain", is_flag=True,
+              help="Print every field with where its value came from (preset, file, "
+                   "override or default), and the plugin behind every component.")
+@click.option("--json", "as_json", is_flag=True, help="With --explain: machine-readable.")
 @click.pass_context
 @handle_errors
-def validate(ctx, spec, overrides, resolved):
-    """Check SPEC against the schema and every component's options, without running."""
-    result = make_session(ctx).resolve(spec, overrides)
+def validate(ctx, spec, overrides, resolved, explain, as_json):
+    """Check SPEC (a file, a preset name, or -) against the schema and every component's
+    options, without running."""
+    session = make_session(ctx)
+    if explain:
+        report = session.explain(spec, overrides)
+        if as_json:
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        else:
+            click.echo(format_explanation(report))
+        return
+    result = session.resolve(spec, overrides)
     if resolved:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         click.echo(f"{spec}: valid")
+
+
+def format_explanation(report: dict) -> str:
+    fields = report["fields"]
+    width = max(len(f["path"]) for f in fields)
+    values = [json.dumps(f["value"], ensure_ascii=False) for f in fields]
+    vwidth = min(30, max(len(v) for v in values))
+    lines = ["fields:"]
+    for f, v in zip(fields, values):
+        origin = {"preset": f"preset {f.get('name')!r}", "file": f"file {f.get('name')}",
+                  "override": f"--set {f.get('name')}"}.get(f["source"], f["source"])
+        lines.append(f"  {f['path']:<{width}}  {v:<{vwidth}}  {origin}")
+    lines.append("components:")
+    for c in report["components"]:
+        lines.append(f"  {c['path']:<{width}}  {c['kind']} {c['name']!r} from plugin "
+                     f"{c['plugin']} ({c['distribution']} {c['version']})".rstrip())
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def presets(ctx, as_json):
+    """List presets: named specs to run (`seqgen run NAME`), extend (`"extends": NAME`)
+    or start from (`seqgen init NAME`)."""
+    rows = make_session(ctx).presets()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['description']}  [{r['plugin']}]")
+        for field, what in r["needs"].items():
+            click.echo(f"{'':<{width}}  needs --set {field}=...: {what}")
+
+
+@cli.command()
+@click.argument("preset", default="quickstart")
+@OVERRIDE
+@click.option("-o", "--output", default="spec.json", show_default=True,
+              help="Spec file to write (- for standard output). Its schema is written "
+                   "beside it as seqgen.schema.json, for editors.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+@handle_errors
+def init(ctx, preset, overrides, output, force):
+    """Write a complete starting spec from PRESET (default quickstart): every field
+    filled and described, linked to its JSON Schema."""
+    from pathlib import Path
+
+    from .atomic import write_text
+    from .starter import starting_spec
+    session = make_session(ctx)
+    if output == "-":
+        click.echo(json.dumps(starting_spec(session, preset, overrides), indent=2,
+                              ensure_ascii=False))
+        return
+    target = Path(output)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; choose another -o, or add --force")
+    spec = starting_spec(session, preset, overrides, schema_link="./seqgen.schema.json")
+    write_text(target.parent / "seqgen.schema.json",
+               json.dumps(session.schema(), indent=2, ensure_ascii=False) + "\n")
+    write_text(target, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+    click.echo(f"wrote {target} (from preset {preset!r}) and its schema "
+               f"{target.parent / 'seqgen.schema.json'}; run it with: seqgen run {target}")
 
 
 @cli.command()
@@ -194,22 +282,46 @@ def schema(ctx):
     click.echo(json.dumps(make_session(ctx).schema(), indent=2, ensure_ascii=False))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
 def plugins(ctx, as_json):
-    """List plugins, their components and any load failures."""
+    """List plugins (version, hooks, components, presets) and load failures;
+    `seqgen plugins new` scaffolds a plugin package."""
+    if ctx.invoked_subcommand is not None:
+        return
     info = make_session(ctx).plugins()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     for p in info["plugins"]:
-        click.echo(f"{p['name']} ({p['origin']})")
+        version = f" {p['version']}" if p["version"] else ""
+        click.echo(f"{p['name']} ({p['distribution']}{version}; hooks: {', '.join(p['hooks'])})")
         for c in p["components"]:
-            click.echo(f"  {c['kind']:<9} {c['name']:<16} {c['description']}")
+            replaced = f" [replaces {c['replaces']}]" if c.get("replaces") else ""
+            click.echo(f"  {c['kind']:<9} {c['name']:<16} {c['description']}{replaced}")
+        if p["presets"]:
+            click.echo(f"  {'presets':<9} {', '.join(p['presets'])}")
     for f in info["failures"]:
-        click.echo(f"FAILED {f['name']} (distribution {f['distribution']}): {f['error']}")
+        label = "PROBLEM" if f["partial"] else "FAILED"
+        click.echo(f"{label} {f['name']} (distribution {f['distribution']}): {f['error']}")
+    for note in info["warnings"]:
+        click.echo(f"WARNING {note}")
+
+
+@plugins.command(name="new")
+@click.argument("kind", type=click.Choice(["cell", "dataset", "sampler", "strategy"]))
+@click.argument("name")
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False),
+              help="Directory to create (default: seqgen-NAME).")
+@handle_errors
+def plugins_new(kind, name, out):
+    """Scaffold an installable plugin package adding one KIND named NAME: pyproject with
+    the entry point, options schema, implementation, README and a contract test."""
+    from .scaffold import scaffold
+    where = scaffold(kind, name, out)
+    click.echo(f"created {where}\nnext: pip install -e {where} && pytest {where}")
 
 
 @cli.command()

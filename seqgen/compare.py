@@ -34,7 +34,7 @@ from .events import Emit, Event, ignore
 from .interrupt import stop_on_signals
 from .report import Report, write_report
 from .runner import METRICS_FILE, SAMPLES_FILE, SPEC_FILE, RunResult
-from .spec import apply_overrides, load_spec_file
+from .spec import load_spec_file
 from .sweep import Variant, expand
 
 if TYPE_CHECKING:
@@ -67,10 +67,10 @@ def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str
     if spec is None:
         raise SpecError(["compare needs a spec (or report_only with out)"])
     source = None if isinstance(spec, dict) else str(spec)
-    spec = spec if isinstance(spec, dict) else load_spec_file(spec)
+    spec = session.compose(spec, overrides).spec     # extends, --set and ${...} applied
     if sweep is not None and not isinstance(sweep, dict):
         sweep = load_spec_file(sweep)
-    plan = expand(session, apply_overrides(spec, list(overrides)), sweep, source)
+    plan = expand(session, spec, sweep, source)
     out = Path(out) if out is not None else default_out(plan.name)
     todo = plan_actions(plan.variants, out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,5 @@
-"""What dataset plugins return and sampler plugins consume.
-
-A dataset factory returns a `Dataset`: a vocabulary, a task, and a train and an optional
-validation split. A split is one of two shapes:
-
-- `TokenStream`: one long run of token ids (language modelling on a corpus). Targets are
-  the inputs shifted by one; samplers cut windows from it.
-- `SequenceSet`: separate sequences, each an (inputs, targets) pair of equal length
-  (lines with <bos>/<eos>, or aligned pairs such as hello->ohlol). Samplers pad them.
-
-The task tells the core what a model trained on it can do:
-  "lm":      next-token prediction over a stream; generation works; causal cells only
-  "lines":   next-token prediction per sequence; generation stops at <eos>; causal only
-  "aligned": input->target mapping of equal length; every output may see the whole
-             input, so bidirectional cells are allowed; no free generation
+"""What dataset plugins return and sampler plugins consume: `Dataset`, made of a `Vocab`,
+a task and splits, each a `TokenStream` or a `SequenceSet` (read their docstrings).
 """
 from __future__ import annotations
 
@@ -30,6 +17,14 @@ CAUSAL_TASKS = ("lm", "lines")
 
 @dataclass
 class TokenStream:
+    """A split that is one long run of token ids: language modelling on a corpus.
+
+    ids: [N] the ids in order, of an integer dtype (the smallest that fits the
+         vocabulary, `seqgen.smallest_int_dtype`, keeps a large corpus small), each in
+         0..len(vocab)-1. Samplers cut windows from it; the targets of a window are the
+         same positions shifted by one token, so a window of T steps needs T+1 ids.
+    """
+
     ids: torch.Tensor  # [N], the smallest integer dtype that fits the vocabulary
     kind = "stream"
 
@@ -39,6 +34,14 @@ class TokenStream:
 
 @dataclass
 class SequenceSet:
+    """A split of separate sequences, each an (inputs, targets) pair of equal length.
+
+    inputs[i], targets[i]: [T_i] integer ids, T_i >= 1, ids in 0..len(vocab)-1.
+    For the "lines" task targets are the inputs shifted by one (inputs [<bos>] + line,
+    targets line + [<eos>]); for "aligned" they are any mapping of equal length (hello ->
+    ohlol). Samplers pad them into batches.
+    """
+
     inputs: list[torch.Tensor]   # each [T_i]
     targets: list[torch.Tensor]  # each [T_i], same length as its input
     kind = "sequences"
@@ -47,11 +50,42 @@ class SequenceSet:
         return len(self.inputs)
 
 
+#: One split of a dataset: which of the two shapes says which samplers can batch it.
 Split = Union[TokenStream, SequenceSet]
 
 
 @dataclass
 class Dataset:
+    """What a dataset factory returns: token ids, the vocabulary that maps them to text,
+    and the task they pose.
+
+    A dataset factory is registered with `register_datasets` (with its `task=` extra):
+    `factory(**options)` returns a Dataset. Hold it to this contract with
+    `seqgen.testing.check_dataset`.
+
+    vocab:  the `seqgen.Vocab`, saved with the model. It must be deterministic: the same
+            options give the same tokens in the same order in every process and run
+            (Vocab sorts its tokens; never build one from `list(set(...))` order), and
+            decoding ids then encoding the text gives the ids back, so prompts are
+            tokenised as the training text was.
+    task:   what a model trained on it can do, one of TASKS:
+              "lm":      next-token prediction over a TokenStream; generation works;
+                         causal cells only
+              "lines":   next-token prediction per sequence (a SequenceSet, with <bos>
+                         and <eos> in the vocabulary); generation stops at <eos>; causal
+                         cells only
+              "aligned": input -> target mapping of equal length (a SequenceSet); every
+                         output may see the whole input, so bidirectional cells are
+                         allowed; no free generation
+    train:  the training split, non-empty: a TokenStream for "lm", a SequenceSet else.
+    valid:  the validation split, of the same shape, or None for none.
+    source: where the data came from, for messages ("corpus.txt", "3 files").
+    info:   anything worth printing (sizes, ...), JSON-able.
+
+    Data that cannot make a dataset (missing, undecodable, too small) raises
+    `seqgen.DataError` saying what to change.
+    """
+
     vocab: Vocab
     task: Task
     train: Split
@@ -61,4 +95,5 @@ class Dataset:
 
     @property
     def causal(self) -> bool:
+        """True for tasks where a position may only see the tokens before it."""
         return self.task in CAUSAL_TASKS

@@ -5,7 +5,8 @@ go through the model in one whole-sequence call; after that the loop feeds one t
 per step to the model's stepper, which carries the state (the cell may keep it in its
 own form between steps), so the cost per new token does not grow with the text.
 
-One step: logits [B, V] -> repetition penalty (if asked) -> strategy.choose -> token [B].
+One step: logits [B, V] -> strategy.choose -> token [B]; a strategy that reads history
+(`needs_history`, e.g. a repetition penalty) also gets each row's seen tokens.
 A row ends at <eos> or at the token that completes a stop string (its text is cut before
 the stop); the loop ends when every row has, or after max_new_tokens. Strategies with
 their own loop (`Strategy.search`: beam search, teacher forcing) get one row per prompt
@@ -25,7 +26,8 @@ from .evaluate import perplexity
 from .model import LanguageModel
 from .state import State
 from .stopping import RowText, finish
-from .strategy import Strategy, penalize_repeats
+from .processors import History
+from .strategy import Strategy
 from .vocab import Vocab
 
 Warn = Callable[[str], None]
@@ -138,9 +140,6 @@ class TextGenerator:
         if strategy.search is None and not strategy.stochastic and num_samples > 1:
             notes.append(f"{strategy.describe()} is deterministic: the {num_samples} samples "
                          f"of each prompt are identical (num_samples has no effect)")
-        if strategy.search is not None and strategy.repetition_penalty != 1.0:
-            notes.append(f"{strategy.describe()} runs its own search: repetition_penalty "
-                         f"has no effect")
         return notes
 
     def encode_prompts(self, prompts: list[str], on_unknown: str) -> list[torch.Tensor]:
@@ -196,20 +195,19 @@ class TextGenerator:
         step = self.model.stepper(state)
         device = logits.device
         generator = torch.Generator(device=device).manual_seed(seed)
-        penalty = strategy.repetition_penalty
-        seen = None
-        if penalty != 1.0:  # [B, V]: which tokens each row's prompt and output hold
-            seen = torch.zeros(logits.shape, dtype=torch.bool, device=device)
+        history = None
+        if strategy.needs_history:  # seen [B, V]: which tokens each row's prompt and output hold
+            history = History(torch.zeros(logits.shape, dtype=torch.bool, device=device))
             for row, ids in enumerate(rows):
-                seen[row, ids.to(device)] = True
+                history.seen[row, ids.to(device)] = True
         eos = self.vocab.eos_id
         done = torch.zeros(len(rows), dtype=torch.bool, device=device)
         for t in range(max_new_tokens):
-            scores = logits if seen is None else penalize_repeats(logits, seen, penalty)
-            token = strategy.choose(scores, generator)                       # [B]
+            token = (strategy.choose(logits, generator) if history is None      # [B]
+                     else strategy.choose(logits, generator, history))
             yield token, torch.log_softmax(logits.float(), -1).gather(1, token[:, None])[:, 0]
-            if seen is not None:
-                seen.scatter_(1, token[:, None], True)
+            if history is not None:
+                history.seen.scatter_(1, token[:, None], True)
             if texts is not None:
                 for row, tok in enumerate(token.tolist()):
                     if not texts[row].ended:

@@ -26,6 +26,7 @@ from .errors import CheckpointError, SeqgenError
 from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
+from .spec import resolve_model
 from .vocab import Vocab
 
 if TYPE_CHECKING:
@@ -33,6 +34,27 @@ if TYPE_CHECKING:
 
 
 class LoadedModel:
+    """A trained model and its vocabulary, ready to generate and score.
+
+    Made by `seqgen.load(path)` or `Session.load(path)` from a checkpoint file or a run
+    directory (its best checkpoint, else its last). Needs only the plugin of the model's
+    cell, and of each strategy you ask for.
+
+    generate(prompts, strategy, max_new_tokens, num_samples, seed, on_unknown, stop=...)
+        -> list[Sample]: num_samples per prompt, in prompt order; each has .text (the
+        continuation), .logprobs (per token), .score and .perplexity.
+    stream(prompt, strategy, max_new_tokens, seed, on_unknown, stop=...) -> iterator of
+        text pieces; "".join(pieces) == generate(prompt, ...)[0].text for the same seed.
+    score(text, on_unknown) -> {"tokens", "loss" (nats/token), "perplexity"}.
+    strategy(name | spec object | Strategy) -> Strategy, options validated.
+
+    `strategy` is a name ("greedy"), a spec object ({"type": "top-k", "k": 5}) or a built
+    Strategy. `on_unknown` decides what happens to prompt characters outside the
+    vocabulary: "error" (GenerationError naming them), "skip" or "unk". A call's output
+    depends only on its arguments and seed: one LoadedModel may serve many threads.
+    Attributes: .vocab, .model (the torch module), .spec (as stored), .path.
+    """
+
     def __init__(self, session: "Session", generator: TextGenerator, spec: dict, path: Path):
         self.session = session
         self.generator = generator
@@ -49,12 +71,19 @@ class LoadedModel:
 
     @classmethod
     def from_checkpoint(cls, session: "Session", path: str | Path) -> "LoadedModel":
+        """Rebuild the model a checkpoint holds. Only the plugins of its model (the cell)
+        are needed: the dataset, sampler and strategies it was trained with are not."""
         c = ckpt.load(path)
         if c.task not in TASKS:
             raise CheckpointError(f"{path}: unknown task {c.task!r} in the checkpoint "
                                   f"(expected one of {', '.join(TASKS)})")
-        try:
-            spec = session.resolve(c.spec)          # a stored spec is re-checked like any other
+        if not isinstance(c.spec, dict) or not isinstance(c.spec.get("model"), dict):
+            raise CheckpointError(f"{path}: the spec stored in the checkpoint has no model")
+        missing = missing_plugin(session, c)
+        if missing:
+            raise CheckpointError(f"{path}: {missing}")
+        try:   # the stored model section is re-checked like any spec
+            spec = {**c.spec, "model": resolve_model(c.spec["model"], session.registry)}
         except SeqgenError as e:
             raise CheckpointError(f"{path}: the spec stored in the checkpoint cannot be used: "
                                   f"{e}") from e
@@ -107,6 +136,26 @@ class LoadedModel:
         nll = mean_nll(self.model, TokenStream(ids), device)
         return {"tokens": int(ids.numel()) - 1, "loss": nll, "perplexity": perplexity(nll)}
 
+
+
+def missing_plugin(session: "Session", c: ckpt.Checkpoint) -> str | None:
+    """Why the checkpoint's cell cannot be built here (its plugin is not installed), naming
+    what to install when the checkpoint recorded it; None when it can."""
+    cell = c.spec["model"].get("cell")
+    name = cell.get("type") if isinstance(cell, dict) else None
+    if not isinstance(name, str) or session.registry.has("cell", name):
+        return None
+    recorded = next((r for r in c.components if r.get("kind") == "cell"
+                     and r.get("name") == name), None)
+    if recorded is None or not recorded.get("distribution") or recorded["distribution"] in (
+            "direct", "unknown"):
+        return (f"its cell {name!r} is not registered by any installed plugin "
+                f"(cells here: {', '.join(session.registry.names('cell'))}); install the "
+                f"plugin that provides it")
+    dist, version = recorded["distribution"], recorded.get("version")
+    pin = f"{dist}=={version}" if version else dist
+    return (f"its cell {name!r} comes from plugin {recorded.get('plugin')!r} of distribution "
+            f"{dist!r}{' ' + version if version else ''}, which is not installed here: pip install {pin}")
 
 
 def warn_user(caller) -> Callable[[str], None]:

@@ -2,14 +2,27 @@
 
 Built-in plugins are named here as module strings (like pytest's default_plugins) and
 registered exactly as entry-point plugins are: imported, then handed to pluggy. Each
-third-party entry point in the `seqgen` group loads on its own; one that fails to import
-is recorded (name, distribution, cause) and the rest keep working, unless `strict`.
+third-party entry point in the `seqgen` group loads on its own. Whatever goes wrong
+inside one plugin is that plugin's load failure, recorded with its name, distribution
+and cause, and never takes the other plugins down (unless `strict`):
+
+- an import error, or a hookimpl whose name matches no hookspec (a typo);
+- a `register_*` hook that raises: everything it registered in that call is dropped;
+- an invalid registration (name, factory, schema, schema defaults, preset): that one
+  component is dropped;
+- a name another plugin already holds: built-ins register first and keep theirs;
+  `register(..., replaces=NAME)` is the only way to take a name over on purpose;
+- two distributions declaring the same entry-point name: both load, addressed as
+  `distribution:entry-point`.
 
 SEQGEN_PLUGINS limits third-party loading: unset loads all, "" loads none, and a comma
-list ("myplugin,other") loads only those entry-point names. Built-ins always load.
+list loads only the entry points it names (by entry-point name, distribution name, or
+`distribution:entry-point`). SEQGEN_DISABLE_PLUGINS is a denylist of the same form.
+Names that match nothing are warned about. Built-ins always load.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import traceback
@@ -18,41 +31,42 @@ from importlib import metadata
 from typing import Any, Iterable
 
 import pluggy
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
-from . import hookspecs
-from .components import Component
+from . import __version__, hookspecs
+from .components import KIND_TABLE
 from .errors import PluginError
+from .registration import Registrar
 from .registry import Registry
 
 ENTRY_POINT_GROUP = "seqgen"
 ENV_VAR = "SEQGEN_PLUGINS"
+DENY_ENV_VAR = "SEQGEN_DISABLE_PLUGINS"
 
 DEFAULT_PLUGINS = (
     "seqgen_plugins.cells",
     "seqgen_plugins.datasets",
     "seqgen_plugins.samplers",
     "seqgen_plugins.strategies",
+    "seqgen_plugins.processors",
+    "seqgen_plugins.optimizers",
+    "seqgen_plugins.schedules",
+    "seqgen_plugins.loggers",
+    "seqgen_plugins.presets",
 )
-
-REGISTER_HOOKS = {
-    "cell": "register_cells",
-    "dataset": "register_datasets",
-    "sampler": "register_samplers",
-    "strategy": "register_strategies",
-}
+HOOK_NAMES = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "seqgen_spec"))
 
 
 @dataclass(frozen=True)
 class LoadFailure:
-    name: str           # entry-point (or module) name
+    name: str           # plugin name (entry point, module, or distribution:entry-point)
     distribution: str   # the installed distribution that declares it
-    error: str          # "ExceptionType: message"
-    detail: str         # the formatted traceback, shown with --debug
+    error: str          # the cause, one line
+    detail: str = ""    # the formatted traceback, shown with --debug
+    partial: bool = False  # the plugin loaded, but something it registered was refused
 
     def describe(self) -> str:
-        return f"plugin {self.name!r} from distribution {self.distribution!r} failed to load: {self.error}"
+        what = "" if self.partial else " failed to load"
+        return f"plugin {self.name!r} from distribution {self.distribution!r}{what}: {self.error}"
 
 
 @dataclass(frozen=True)
@@ -60,14 +74,22 @@ class PluginInfo:
     name: str
     origin: str          # "builtin", a distribution name, or "direct"
     module: str
+    distribution: str = ""
+    version: str = ""
+    hooks: tuple[str, ...] = ()
+
+
+def env_names(var: str, env: dict | None = None) -> set[str] | None:
+    """The comma-separated names in an environment variable, or None when it is unset."""
+    value = (os.environ if env is None else env).get(var)
+    if value is None:
+        return None
+    return {v.strip() for v in value.split(",") if v.strip()}
 
 
 def allowed_entry_points(env: dict | None = None) -> set[str] | None:
     """Names allowed by SEQGEN_PLUGINS, or None for 'all'."""
-    value = (os.environ if env is None else env).get(ENV_VAR)
-    if value is None:
-        return None
-    return {v.strip() for v in value.split(",") if v.strip()}
+    return env_names(ENV_VAR, env)
 
 
 class PluginLoader:
@@ -78,74 +100,127 @@ class PluginLoader:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[LoadFailure] = []
+        self.warnings: list[str] = []
         self.infos: list[PluginInfo] = []
         self.strict = strict
         if builtins:
             for module_name in DEFAULT_PLUGINS:
-                self._add(importlib.import_module(module_name), module_name, "builtin")
+                self._add(importlib.import_module(module_name), module_name, "builtin",
+                          "seqgen", __version__)
         if entry_points:
-            self._load_entry_points(allowed_entry_points(env))
+            self._load_entry_points(env)
         for i, obj in enumerate(plugins):
             name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{i}"
-            self._add(obj, name, "direct")
+            self._add(obj, name, "direct", "direct", "")
 
-    def _add(self, obj: Any, name: str, origin: str) -> None:
+    # -- failures -------------------------------------------------------------------------
+    def fail(self, failure: LoadFailure, cause: BaseException | None = None) -> None:
+        """Record a plugin's failure; with strict loading, raise it instead."""
+        if self.strict:
+            raise PluginError(failure.describe() + " (strict plugin loading is on)") from cause
+        self.failures.append(failure)
+
+    def info(self, name: str) -> PluginInfo:
+        return next(i for i in self.infos if i.name == name)
+
+    # -- registering plugin objects ---------------------------------------------------------
+    def _add(self, obj: Any, name: str, origin: str, dist: str, version: str) -> None:
         try:
             self.pm.register(obj, name=name)
         except (ValueError, pluggy.PluginValidationError) as e:
-            raise PluginError(f"plugin {name!r} ({origin}) is invalid: {e}") from e
+            one_line = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+            self.fail(LoadFailure(name, dist, f"invalid plugin: {one_line}"), e)
+            return
+        unknown = [hc.name for hc in self.pm.get_hookcallers(obj) or [] if not hc.has_spec()]
+        if unknown:
+            self.pm.unregister(obj)
+            self.fail(LoadFailure(name, dist, "; ".join(_unknown_hook(h) for h in unknown)))
+            return
+        hooks = tuple(sorted(hc.name for hc in self.pm.get_hookcallers(obj) or []))
         module = getattr(obj, "__name__", type(obj).__module__)
-        self.infos.append(PluginInfo(name, origin, module))
+        self.infos.append(PluginInfo(name, origin, module, dist, version, hooks))
 
-    def _load_entry_points(self, allowed: set[str] | None) -> None:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if allowed is not None and ep.name not in allowed:
+    def _load_entry_points(self, env: dict | None) -> None:
+        allowed, denied = env_names(ENV_VAR, env), env_names(DENY_ENV_VAR, env)
+        points = _distinct(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        dists_of: dict[str, set[str]] = {}
+        for ep, dist in points:
+            dists_of.setdefault(ep.name, set()).add(dist)
+        for var, names in ((ENV_VAR, allowed), (DENY_ENV_VAR, denied)):
+            for n in sorted(names or ()):
+                if not any(n in _addresses(ep, dist) for ep, dist in points):
+                    self.warnings.append(f"{var} names {n!r}, which matches no installed "
+                                         f"plugin (entry point or distribution)")
+        for ep, dist in points:
+            addresses = _addresses(ep, dist)
+            if allowed is not None and not addresses & allowed:
                 continue
-            dist = ep.dist.name if ep.dist is not None else "unknown"
+            if denied and addresses & denied:
+                continue
+            name = ep.name
+            if len(dists_of[ep.name]) > 1:
+                name = f"{dist}:{ep.name}"
+                others = ", ".join(sorted(dists_of[ep.name] - {dist}))
+                self.fail(LoadFailure(name, dist, f"entry-point name {ep.name!r} is also "
+                                      f"declared by {others}; this one loads as {name!r}",
+                                      partial=True))
+            version = getattr(ep.dist, "version", "") or ""
             try:
                 obj = ep.load()
-            except Exception as e:  # any import-time failure is the plugin's, not ours
-                failure = LoadFailure(ep.name, dist, f"{type(e).__name__}: {e}",
-                                      traceback.format_exc())
-                if self.strict:
-                    raise PluginError(failure.describe() + " (strict plugin loading is on)") from e
-                self.failures.append(failure)
+            except (Exception, SystemExit) as e:  # any import-time failure is the plugin's
+                self.fail(LoadFailure(name, dist, f"{type(e).__name__}: {e}",
+                                      traceback.format_exc()), e)
                 continue
-            self._add(obj, ep.name, dist)
+            self._add(obj, name, dist, dist, version)
 
+    # -- the registry -----------------------------------------------------------------------
     def build_registry(self) -> Registry:
-        """Call every register_* hook, one plugin at a time so each component knows its source."""
+        """Call every register_* hook, one plugin at a time so each registration knows
+        its source; presets last, so they can be validated against every component."""
         registry = Registry()
+        registrar = Registrar(registry, self)
+        for kind in KIND_TABLE:
+            self._call_each(kind.hook, lambda info: registrar.component_register(kind.name, info),
+                            registrar)
+        self._call_each("register_presets", registrar.preset_register, registrar)
+        registrar.validate_presets()
         registry.load_failures = list(self.failures)
-        for kind, hook_name in REGISTER_HOOKS.items():
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
-                plugin_name = self.pm.get_name(impl.plugin) or "?"
-                origin = next((i.origin for i in self.infos if i.name == plugin_name), "?")
-                register = _make_register(registry, kind, plugin_name, origin)
-                try:
-                    impl.function(**{arg: register for arg in impl.argnames})
-                except PluginError:
-                    raise
-                except Exception as e:
-                    raise PluginError(f"plugin {plugin_name!r} ({origin}) failed in "
-                                      f"{hook_name}: {type(e).__name__}: {e}") from e
         return registry
 
+    def _call_each(self, hook_name: str, make_register, registrar: Registrar) -> None:
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
+            info = self.info(self.pm.get_name(impl.plugin))
+            register = make_register(info)
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except (Exception, SystemExit) as e:
+                registrar.discard(info)
+                self.fail(LoadFailure(info.name, info.distribution,
+                                      f"{hook_name} raised {type(e).__name__}: {e}",
+                                      traceback.format_exc()), e)
+                continue
+            registrar.commit(info)
 
-def _make_register(registry: Registry, kind: str, plugin: str, origin: str):
-    def register(name: str, factory, schema: dict | None = None, description: str = "", **extra):
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
-        if not callable(factory):
-            raise PluginError(f"plugin {plugin!r}: factory for {kind} {name!r} is not callable")
-        schema = {"type": "object", "properties": {}} if schema is None else schema
-        if not isinstance(schema, dict):
-            raise PluginError(f"plugin {plugin!r}: schema for {kind} {name!r} must be a dict")
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as e:
-            raise PluginError(f"plugin {plugin!r}: options schema for {kind} {name!r} is not a "
-                              f"valid JSON Schema: {e.message}") from e
-        registry.add(Component(kind, name, factory, schema, description.strip(), plugin,
-                               origin, extra))
-    return register
+
+def _distinct(entry_points) -> list[tuple[Any, str]]:
+    """(entry point, distribution name), sorted, without the duplicates a distribution
+    found twice on sys.path produces."""
+    seen, out = set(), []
+    for ep in sorted(entry_points, key=lambda e: (e.name, e.dist.name if e.dist else "")):
+        dist = ep.dist.name if ep.dist is not None else "unknown"
+        key = (ep.name, dist, getattr(ep, "value", ""))
+        if key not in seen:
+            seen.add(key)
+            out.append((ep, dist))
+    return out
+
+
+def _addresses(ep, dist: str) -> set[str]:
+    """The names SEQGEN_PLUGINS / SEQGEN_DISABLE_PLUGINS may use for an entry point."""
+    return {ep.name, dist, f"{dist}:{ep.name}"}
+
+
+def _unknown_hook(name: str) -> str:
+    close = difflib.get_close_matches(name, HOOK_NAMES, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else f" Hooks: {', '.join(HOOK_NAMES)}."
+    return f"implements {name!r}, which is not a seqgen hook.{hint}"

@@ -7,9 +7,15 @@
       checkpoints/epoch-N.safetensors   every train.checkpoint_every epochs
       metrics.jsonl             one JSON line per epoch and per evaluation
       samples.json, plot.png    written when the run ends
+      ...                       whatever the spec's train.loggers write (built-ins:
+                                events.jsonl, metrics.csv)
+
+Loggers are built once the directory exists (a new run's before its spec.json, so one
+that fails to build leaves no run behind) and closed however the run ends.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +26,11 @@ import torch
 from . import checkpoint as ckpt
 from .atomic import append_line, read_json_lines, write_text
 from .data import Dataset
-from .errors import CheckpointError, SpecError, TrainingError
+from .components import Component
+from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
+from .loggers import Logger
 from .spec import bidirectional_problem
 from .train import Progress, Trainer
 
@@ -49,7 +57,9 @@ class RunResult:
 
 class Run:
     def __init__(self, session: "Session", spec: dict, emit: Emit):
-        self.session, self.spec, self.emit = session, spec, emit
+        self.session, self.spec, self.send = session, spec, emit
+        self.loggers: list[tuple[Component, Logger]] = []
+        self.closing = contextlib.ExitStack()      # closes the loggers when execute() ends
         self.device = pick_device(spec["device"])
         torch.manual_seed(spec["seed"])
         self.dataset: Dataset = session.build("dataset", spec["dataset"])
@@ -61,13 +71,15 @@ class Run:
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
         self.generator = TextGenerator(self.model, self.dataset.vocab, self.dataset.task)
         self.run_dir: Path | None = None
-        self.trainer = Trainer(self.model, self.sampler, self.train_strategy, spec["train"],
-                               self.device, spec["seed"], valid=self.dataset.valid,
-                               emit=self._record, on_epoch=self._show_samples, save=self._save)
+        self.trainer = Trainer.from_spec(session, self.model, self.sampler, self.train_strategy,
+                                         spec["train"], self.device, spec["seed"],
+                                         valid=self.dataset.valid, emit=self._record,
+                                         on_epoch=self._show_samples, save=self._save)
 
     # -- the run directory ----------------------------------------------------------------------
     def create(self, out) -> None:
         self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"])
+        self._open_loggers()
         write_text(self.run_dir / SPEC_FILE,
                    json.dumps(self.spec, indent=2, ensure_ascii=False) + "\n")
 
@@ -86,6 +98,16 @@ class Run:
         if "trainer" not in c.state:
             raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: holds no training state to resume")
         self.trainer.load_training_state(c.tensors, c.state["trainer"])
+        self._open_loggers()
+
+    def _open_loggers(self) -> None:
+        """Build the spec's loggers for the run directory; if one fails, close the rest."""
+        with contextlib.ExitStack() as stack:
+            for options in self.spec["train"]["loggers"]:
+                logger = self.session.build("logger", options, self.run_dir)
+                stack.callback(logger.close)
+                self.loggers.append((self.session.component("logger", options["type"]), logger))
+            self.closing = stack.pop_all()
 
     def trim_metrics(self) -> None:
         """Drop metrics written after the restored checkpoint (a crash between the two)."""
@@ -106,9 +128,23 @@ class Run:
             path = (self.run_dir / ckpt.LAST_FILE if kind == "last" else
                     self.run_dir / "checkpoints" / f"epoch-{trainer.progress.epoch:04d}.safetensors")
         ckpt.save(path, ckpt.Checkpoint(self.spec, self.dataset.vocab, self.dataset.task,
-                                        tensors, state))
+                                        tensors, state,
+                                        components=self.session.components_of(self.spec)))
         self.emit(Event("checkpoint", {"kind": kind, "path": str(path),
                                        "step": trainer.progress.step}))
+
+    def emit(self, event: Event) -> None:
+        """Every event goes to the loggers, then to on_event plugins and the caller."""
+        for component, logger in self.loggers:
+            try:
+                logger.log(event)
+            except SeqgenError:
+                raise
+            except Exception as e:
+                raise PluginError(f"logger {component.name!r} (plugin {component.plugin!r}) "
+                                  f"failed on event {event.kind!r}: {type(e).__name__}: "
+                                  f"{e}") from e
+        self.send(event)
 
     def _record(self, event: Event) -> None:
         if event.kind in ("epoch", "eval"):
@@ -128,6 +164,10 @@ class Run:
 
     # -- running ------------------------------------------------------------------------------
     def execute(self) -> RunResult:
+        with self.closing:
+            return self._execute()
+
+    def _execute(self) -> RunResult:
         self._announce()
         progress = self.trainer.fit()
         result = RunResult(self.run_dir, self.spec, self.model.num_parameters(), progress,

@@ -42,14 +42,19 @@ def load_spec_file(path: str | Path) -> dict:
         raise SpecError([f"{path} is a directory, not a spec file"]) from None
     except UnicodeDecodeError as e:
         raise SpecError([f"not valid UTF-8 at byte {e.start}"], source=str(path)) from None
+    return parse_spec(text, str(path))
+
+
+def parse_spec(text: str, source: str) -> dict:
+    """A spec from JSON text (`source` names it in errors)."""
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError([f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"],
-                        source=str(path)) from None
+                        source=source) from None
     if not isinstance(spec, dict):
         raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"],
-                        source=str(path))
+                        source=source)
     return spec
 
 
@@ -100,11 +105,17 @@ def component_schema(component: Component) -> dict:
 
 
 def fill_defaults(instance: Any, schema: dict) -> None:
-    """Fill missing properties that have a "default", recursing into objects and arrays."""
+    """Fill missing properties that have a "default", recursing into objects and arrays.
+    A component given without a "type" (`--set train.optimizer.lr=0.01`) takes its slot's
+    default component, with the given options on top."""
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in instance and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
+            given, default = instance.get(key), sub.get("default")
+            if (KIND_KEY in sub and isinstance(given, dict) and "type" not in given
+                    and isinstance(default, dict) and "type" in default):
+                instance[key] = {**copy.deepcopy(default), **given}
             if key in instance and KIND_KEY not in sub:
                 fill_defaults(instance[key], sub)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
@@ -126,6 +137,28 @@ def iter_components(instance: Any, schema: dict, path: str = "$") -> Iterator[tu
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(instance):
             yield from iter_components(item, schema["items"], f"{path}[{i}]")
+
+
+def component_slots(component: Component) -> list[tuple[str, str, bool]]:
+    """(option, kind, is_list) for every option of a component that holds components."""
+    slots = []
+    for key, sub in component.schema.get("properties", {}).items():
+        if isinstance(sub, dict) and KIND_KEY in sub:
+            slots.append((key, sub[KIND_KEY], False))
+        elif isinstance(sub, dict) and isinstance(sub.get("items"), dict) and KIND_KEY in sub["items"]:
+            slots.append((key, sub["items"][KIND_KEY], True))
+    return slots
+
+
+def all_components(spec: dict, registry: Registry) -> Iterator[tuple[str, str, dict]]:
+    """(json_path, kind, object) for every component of a resolved spec, nested included."""
+    def walk(path: str, kind: str, obj: dict):
+        yield path, kind, obj
+        component = registry.get(kind, obj["type"])
+        for sub in iter_components(obj, component_schema(component), path):
+            yield from walk(*sub)
+    for top in iter_components(spec, base_schema()):
+        yield from walk(*top)
 
 
 def schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
@@ -160,13 +193,31 @@ def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
     return resolved
 
 
+def resolve_model(model: dict, registry: Registry) -> dict:
+    """Validate and fill a spec's model section alone (what loading a checkpoint needs)."""
+    resolved = copy.deepcopy(model)
+    base = base_schema()
+    schema = {**base["properties"]["model"], "$defs": base["$defs"]}
+    fill_defaults(resolved, schema)
+    problems = schema_problems(resolved, schema, "$.model")
+    for path, kind, obj in iter_components(resolved, schema, "$.model"):
+        problems += resolve_component(registry, kind, obj, path)
+    if problems:
+        raise SpecError(problems)
+    return resolved
+
+
 def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$") -> list[str]:
-    """Fill a component object's defaults in place; return its problems (path-led)."""
-    if obj["type"] not in registry.names(kind):
+    """Fill a component object's defaults in place, and those of the components in its
+    own slots (e.g. a strategy's processors); return every problem (path-led)."""
+    if not registry.has(kind, obj["type"]):
         return [f"{path}.type: {registry.unknown_message(kind, obj['type'])}"]
     comp_schema = component_schema(registry.get(kind, obj["type"]))
     fill_defaults(obj, comp_schema)
-    return schema_problems(obj, comp_schema, path)
+    problems = schema_problems(obj, comp_schema, path)
+    for sub_path, sub_kind, sub in iter_components(obj, comp_schema, path):
+        problems += resolve_component(registry, sub_kind, sub, sub_path)
+    return problems
 
 
 def _cross_checks(spec: dict, registry: Registry) -> list[str]:
@@ -209,24 +260,31 @@ def _as_tuple(value) -> tuple:
 
 
 # -- composing --------------------------------------------------------------------------
+COMMENT_PROPERTY = {"description": "A note for people (`seqgen init` writes one per "
+                                   "object, describing its fields); seqgen ignores it."}
+
+
 def composed_schema(registry: Registry) -> dict:
     """The spec schema with every component slot expanded to the registered names and
-    their options (if/then per name), for editors to validate and autocomplete."""
-    schema = base_schema()
+    their options (if/then per name), for editors to validate and autocomplete. Every
+    object also accepts a "$comment"."""
 
-    def expand(node: Any) -> Any:
+    def expand(node: Any, kinds: tuple[str, ...]) -> Any:
         if isinstance(node, dict):
             if KIND_KEY in node:
-                return _slot_schema(node, registry)
-            return {k: expand(v) for k, v in node.items()}
+                return _slot_schema(node, registry, kinds, expand)
+            out = {k: expand(v, kinds) for k, v in node.items()}
+            if isinstance(out.get("properties"), dict):
+                out["properties"].setdefault("$comment", COMMENT_PROPERTY)
+            return out
         if isinstance(node, list):
-            return [expand(v) for v in node]
+            return [expand(v, kinds) for v in node]
         return node
 
-    return expand(schema)
+    return expand(base_schema(), ())
 
 
-def _slot_schema(slot: dict, registry: Registry) -> dict:
+def _slot_schema(slot: dict, registry: Registry, kinds: tuple[str, ...], expand) -> dict:
     kind = slot[KIND_KEY]
     components = registry.all(kind)
     out = {k: v for k, v in slot.items() if k != "$ref"}
@@ -235,7 +293,9 @@ def _slot_schema(slot: dict, registry: Registry) -> dict:
         "required": ["type"],
         "description": slot.get("description", f"One of the registered {PLURAL[kind]}."),
         "properties": {"type": {"enum": [c.name for c in components]}},
-        "allOf": [{"if": {"properties": {"type": {"const": c.name}}},
-                   "then": component_schema(c)} for c in components],
     })
+    if kind not in kinds:  # a kind nested in itself is left open rather than recursing
+        out["allOf"] = [{"if": {"properties": {"type": {"const": c.name}}},
+                         "then": expand(component_schema(c), kinds + (kind,))}
+                        for c in components]
     return out

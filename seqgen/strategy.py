@@ -1,44 +1,4 @@
-"""The contract every decoding-strategy plugin implements.
-
-A strategy picks the next token for each row of a batch. Generation uses it to sample;
-the trainer uses it to decide what the model is fed at each step:
-
-    ids = strategy.choose(logits, generator)     logits [B, V] float -> ids [B] int64
-
-`teacher_ratio(epoch)` is the probability that training feeds the reference token instead
-of the chosen one: 1.0 is pure teacher forcing (the trainer then uses the fast
-whole-sequence path), 0.0 is free running. Decoding strategies default to 0.0.
-
-`warnings()` lists options that have no effect in the chosen combination. Generation
-passes them on, with its own notes about the call (e.g. identical samples from a
-deterministic strategy): from Python as `warnings.warn(..., GenerationWarning)`, in the
-CLI as "warning: ..." lines on stderr.
-
-`repetition_penalty` (1.0 = off) asks the generator to apply `penalize_repeats` to the
-logits before each `choose`, so the penalty composes with any strategy. The order of one
-step is: repetition penalty -> the strategy's own transforms (built-ins: temperature ->
-top-k -> top-p) -> choice.
-
-Strategies that need their own decoding loop (beam search, scoring a reference) define
-`search(decoding)`. The generator then calls it once instead of running its per-step
-loop. `decoding` (a `seqgen.decoding.Decoding`) holds one row per prompt:
-
-    decoding.logits [B, V]      next-token logits after each prompt
-    decoding.state              the model's state after each prompt (rows on dim 1;
-                                reorder or repeat rows with seqgen.select_batch)
-    decoding.num_samples        hypotheses wanted per prompt, best first
-    decoding.max_new_tokens, decoding.generator (seeded torch.Generator)
-    decoding.step(tokens [N], state) -> (logits [N, V], state)       one token per row
-    decoding.feed(ids [T, N], state) -> (logits [T, N, V], state)    one whole-sequence call
-    decoding.encode(text) -> ids [T] int64      with the call's on_unknown rule
-    decoding.ended(seqs [N, t]) -> bool [N]     did each row's last token end it (<eos>,
-                                                or completing a stop string)?
-    decoding.can_end            can anything end a sequence early (<eos> or stops)?
-    decoding.warn(message)      report a knob that has no effect in this call
-
-and returns, for each of the B prompts, `num_samples` `Hypothesis` objects, best first.
-The generator turns each into text (cut at <eos> and before the first stop string).
-"""
+"""Decoding strategies: what picks the next token. The contract is `Strategy`'s docstring."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,6 +8,7 @@ import torch
 
 if TYPE_CHECKING:
     from .decoding import Decoding
+    from .processors import History
 
 
 class GenerationWarning(UserWarning):
@@ -63,14 +24,76 @@ class Hypothesis:
 
 
 class Strategy:
+    """The contract every decoding-strategy plugin implements.
+
+    A strategy picks the next token for each row of a batch. Generation uses it to
+    sample; the trainer uses it to decide what the model is fed at each step:
+
+        ids = strategy.choose(logits, generator)     logits [B, V] float -> ids [B] int64
+
+    `choose` must not modify `logits` in place (the generator reads them afterwards).
+    `stochastic` says whether it draws random numbers (so the seed matters).
+
+    History: a strategy whose choice depends on the tokens each row has already seen
+    (prompt + output; e.g. a repetition penalty) sets `needs_history = True`. The
+    generator then keeps a `seqgen.History` and calls
+
+        ids = strategy.choose(logits, generator, history)   history.seen [B, V] bool
+
+    Callers that keep no history (the trainer's free-running steps) always call
+    `choose(logits, generator)`, so such a strategy must accept history=None. A strategy
+    that leaves `needs_history` False is never given one: `choose(logits, generator)` is
+    all it has to implement.
+
+    Logits processors: the built-in sampling strategies are chains of
+    `seqgen.LogitsProcessor`s (logits [B, V] -> logits [B, V]) followed by a choice
+    (argmax or a draw). `{"type": "sample", "processors": [...], "choice": "draw"}` stacks
+    any registered processors, in order; `needs_history` is True when one of them reads
+    the history. The shorthands (greedy, random, temperature, top-k, top-p) are fixed
+    chains: repetition penalty -> temperature -> top-k -> top-p -> choice.
+
+    `teacher_ratio(epoch)` is the probability that training feeds the reference token
+    instead of the chosen one: 1.0 is pure teacher forcing (the trainer then uses the fast
+    whole-sequence path), 0.0 is free running. Decoding strategies default to 0.0.
+
+    `warnings()` lists options that have no effect in the chosen combination. Generation
+    passes them on, with its own notes about the call (e.g. identical samples from a
+    deterministic strategy): from Python as `warnings.warn(..., GenerationWarning)`, in
+    the CLI as "warning: ..." lines on stderr. `describe()` names the strategy and its
+    options in samples and messages.
+
+    Strategies that need their own decoding loop (beam search, scoring a reference) define
+    `search(decoding)`. The generator then calls it once instead of running its per-step
+    loop (and keeps no history). `decoding` (a `seqgen.decoding.Decoding`) holds one row
+    per prompt:
+
+        decoding.logits [B, V]      next-token logits after each prompt
+        decoding.state              the model's state after each prompt (rows on dim 1;
+                                    reorder or repeat rows with seqgen.select_batch)
+        decoding.num_samples        hypotheses wanted per prompt, best first
+        decoding.max_new_tokens, decoding.generator (seeded torch.Generator)
+        decoding.step(tokens [N], state) -> (logits [N, V], state)     one token per row
+        decoding.feed(ids [T, N], state) -> (logits [T, N, V], state)  one whole-sequence call
+        decoding.encode(text) -> ids [T] int64      with the call's on_unknown rule
+        decoding.ended(seqs [N, t]) -> bool [N]     did each row's last token end it
+                                                    (<eos>, or completing a stop string)?
+        decoding.can_end            can anything end a sequence early (<eos> or stops)?
+        decoding.warn(message)      report a knob that has no effect in this call
+
+    and returns, for each of the B prompts, `num_samples` `Hypothesis` objects, best
+    first. The generator turns each into text (cut at <eos> and before the first stop
+    string).
+    """
+
     #: True when `choose` draws random numbers (so a generator/seed matters).
     stochastic: bool = False
-    #: CTRL repetition penalty the generator applies before `choose`; 1.0 is off.
-    repetition_penalty: float = 1.0
+    #: True when `choose` takes a third argument, the `History` of each row.
+    needs_history: bool = False
     #: Optional own decoding loop: search(decoding) -> list[list[Hypothesis]].
     search: Optional[Callable[["Decoding"], list[list[Hypothesis]]]] = None
 
-    def choose(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def choose(self, logits: torch.Tensor, generator: torch.Generator | None = None,
+               history: History | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def teacher_ratio(self, epoch: int) -> float:
@@ -82,13 +105,3 @@ class Strategy:
 
     def describe(self) -> str:
         return type(self).__name__
-
-
-def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    """CTRL (Keskar et al. 2019): for tokens a row has already seen, positive logits are
-    divided by `penalty` and negative ones multiplied, so penalty > 1 always lowers them.
-
-    logits [B, V] float, seen [B, V] bool -> new logits [B, V].
-    """
-    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(seen, scaled, logits)

@@ -16,7 +16,7 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -27,23 +27,15 @@ from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
 from .interrupt import stop_on_signals
 from .model import LanguageModel
-from .schedule import lr_factor
 from .state import State, detach_state
 from .strategy import Strategy
 from .trainstate import optimizer_from_flat, optimizer_to_flat, state_from_flat, state_to_flat
 
-OPTIMIZERS = {
-    "adam": lambda p, o: torch.optim.Adam(p, lr=o["lr"], weight_decay=o["weight_decay"]),
-    "adamw": lambda p, o: torch.optim.AdamW(p, lr=o["lr"], weight_decay=o["weight_decay"]),
-    "sgd": lambda p, o: torch.optim.SGD(p, lr=o["lr"], momentum=o["momentum"],
-                                        weight_decay=o["weight_decay"]),
-    "rmsprop": lambda p, o: torch.optim.RMSprop(p, lr=o["lr"], momentum=o["momentum"],
-                                                weight_decay=o["weight_decay"]),
-}
+if TYPE_CHECKING:
+    from .api import Session
 
-
-def make_optimizer(model: torch.nn.Module, spec: dict) -> torch.optim.Optimizer:
-    return OPTIMIZERS[spec["type"]](model.parameters(), spec)
+# A learning-rate schedule: 0-based optimizer step -> factor of each group's base lr.
+Schedule = Callable[[int], float]
 
 
 def forward_batch(model: LanguageModel, batch: Batch, state: State, strategy: Strategy,
@@ -102,27 +94,41 @@ Saver = Callable[[str, "Trainer"], None]
 
 
 class Trainer:
+    """Trains `model` as `spec` (the spec's "train" section) says, with an optimizer over
+    the model's parameters and a schedule already built (see `from_spec`)."""
+
     def __init__(self, model: LanguageModel, sampler: Sampler, strategy: Strategy,
                  spec: dict, device: torch.device, seed: int, valid: Split | None = None,
-                 emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None):
+                 emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None, *,
+                 optimizer: torch.optim.Optimizer, schedule: Schedule):
         self.model, self.sampler, self.strategy = model, sampler, strategy
         self.spec, self.device, self.valid, self.emit = spec, device, valid, emit
         self.on_epoch = on_epoch                  # callback(epoch) for samples
         self.save = save or (lambda kind, trainer: None)
-        self.optimizer = make_optimizer(model, spec["optimizer"])
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        total = spec["max_steps"] or spec["epochs"] * len(sampler)
-        self.lr_factor = lr_factor(spec["schedule"], len(sampler), total)
+        self.optimizer, self.schedule = optimizer, schedule
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.generator = torch.Generator().manual_seed(seed + 1)  # strategy draws
         self.progress = Progress()
         self.carried: State = None               # state carried into the next batch
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if spec["amp"] and device.type == "cuda" else contextlib.nullcontext())
 
+    @classmethod
+    def from_spec(cls, session: "Session", model: LanguageModel, sampler: Sampler,
+                  strategy: Strategy, spec: dict, device: torch.device, seed: int,
+                  **kwargs) -> "Trainer":
+        """A trainer whose optimizer and schedule `session` builds from the spec's
+        "optimizer" and "schedule" (any registered kind, built-in or a plugin's)."""
+        optimizer = session.build("optimizer", spec["optimizer"], model.parameters())
+        schedule = session.build("schedule", spec["schedule"], steps_per_epoch=len(sampler),
+                                 total_steps=spec["max_steps"] or spec["epochs"] * len(sampler))
+        return cls(model, sampler, strategy, spec, device, seed, **kwargs,
+                   optimizer=optimizer, schedule=schedule)
+
     # -- one step -----------------------------------------------------------------------------
     def step(self, batch: Batch, state: State, ratio: float) -> tuple[float, State]:
         """One optimizer step; returns (summed NLL of the batch, final state)."""
-        factor = self.lr_factor(self.progress.step)
+        factor = self.schedule(self.progress.step)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
         with self.autocast:

@@ -166,8 +166,8 @@ def test_trainer_follows_the_samplers_state_rule(tiny_spec, sampler, carried):
         return out
 
     model.forward = forward
-    Trainer(model, s, session.strategy("teacher-forcing"), spec["train"], torch.device("cpu"),
-            0).fit()
+    Trainer.from_spec(session, model, s, session.strategy("teacher-forcing"), spec["train"],
+                      torch.device("cpu"), 0).fit()
     starts = spy["cell"].seen
     assert len(starts) == len(s) >= 3
     for k in range(1, len(starts)):

@@ -13,7 +13,11 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
 
 def test_every_hook_is_documented_and_tested():
     assert set(HOOKS) == {"register_cells", "register_datasets", "register_samplers",
-                          "register_strategies", "on_event"}
+                          "register_strategies", "register_processors", "register_optimizers",
+                          "register_schedules", "register_loggers", "register_presets",
+                          "on_event"}
+    assert {k.hook for k in seqgen.components.KIND_TABLE} | {"register_presets", "on_event"} \
+        == set(HOOKS)
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     for name in HOOKS:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import seqgen
-from seqgen.strategy import penalize_repeats
-from seqgen_plugins.strategies.sampling import nucleus
+from seqgen_plugins.processors.filters import nucleus
 
 ROWS = 20000  # one choose() call over this many identical rows gives a distribution
 
@@ -34,6 +33,7 @@ def test_every_strategy_is_registered_with_its_own_options(session):
         "temperature": {"temperature", "top_k", "top_p", "repetition_penalty"},
         "top-k": {"k", "temperature", "top_p", "repetition_penalty"},
         "top-p": {"p", "temperature", "top_k", "repetition_penalty"},
+        "sample": {"processors", "choice"},
         "beam": {"width", "length_penalty"},
         "teacher-forcing": {"ratio", "decay", "min_ratio", "free", "reference"},
     }
@@ -122,18 +122,12 @@ def test_top_k_applies_before_top_p(strategy):
     assert counts.tolist() == [ROWS, 0, 0]
 
 
-def test_repetition_penalty_math_on_crafted_logits():
-    logits = torch.tensor([[2.0, -1.0, 0.5, -3.0], [2.0, -1.0, 0.5, -3.0]])
-    seen = torch.tensor([[True, True, False, False], [False, False, True, True]])
-    out = penalize_repeats(logits, seen, 2.0)
-    assert out.tolist() == [[1.0, -2.0, 0.5, -3.0], [2.0, -1.0, 0.25, -6.0]]
-
-
-def test_every_sampling_strategy_exposes_the_repetition_penalty(strategy):
+def test_the_repetition_penalty_asks_the_generator_for_history(strategy):
     for name in ("greedy", "random", "temperature", "top-k", "top-p"):
+        assert not strategy(name).needs_history
         s = strategy({"type": name, "repetition_penalty": 1.3})
-        assert s.repetition_penalty == 1.3 and "repetition_penalty=1.3" in s.describe()
-    assert strategy("beam").repetition_penalty == 1.0
+        assert s.needs_history and "repetition_penalty=1.3" in s.describe()
+    assert not strategy("beam").needs_history
 
 
 @pytest.mark.parametrize("spec, notes", [

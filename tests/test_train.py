@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import seqgen
-from seqgen.schedule import lr_factor
 from seqgen.train import Trainer
 
 
@@ -21,7 +20,8 @@ def build(session, spec):
 def test_clipping_really_clips(session, tiny_spec, monkeypatch):
     tiny_spec["train"].update(clip_norm=0.05, epochs=1, optimizer={"type": "sgd", "lr": 0.5})
     spec, data, model, sampler, strategy = build(session, tiny_spec)
-    trainer = Trainer(model, sampler, strategy, spec["train"], torch.device("cpu"), 0)
+    trainer = Trainer.from_spec(session, model, sampler, strategy, spec["train"],
+                                torch.device("cpu"), 0)
     before, after = [], []
     real_clip = torch.nn.utils.clip_grad_norm_
 
@@ -38,12 +38,16 @@ def test_clipping_really_clips(session, tiny_spec, monkeypatch):
     assert max(after) <= 0.05 * (1 + 1e-4)                      # ... and it happened
 
 
-def test_schedules():
-    exp = lr_factor({"type": "exponential", "gamma": 0.97, "start_epoch": 10}, 5, 100)
+def test_schedules(session):
+    def schedule(options, steps_per_epoch, total_steps):
+        return session.build("schedule", options, steps_per_epoch=steps_per_epoch,
+                             total_steps=total_steps)
+
+    exp = schedule({"type": "exponential", "gamma": 0.97, "start_epoch": 10}, 5, 100)
     assert [exp(s) for s in (0, 49, 50, 55)] == [1.0, 1.0, 0.97, 0.97 ** 2]
-    step = lr_factor({"type": "step", "gamma": 0.5, "step_size": 2}, 10, 100)
+    step = schedule({"type": "step", "gamma": 0.5, "step_size": 2}, 10, 100)
     assert [step(s) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
-    cos = lr_factor({"type": "cosine", "warmup_steps": 4, "min_factor": 0.1}, 10, 104)
+    cos = schedule({"type": "cosine", "warmup_steps": 4, "min_factor": 0.1}, 10, 104)
     assert [cos(s) for s in (0, 3)] == [0.25, 1.0]
     assert cos(54) == pytest.approx(0.55) and cos(104) == pytest.approx(0.1)
 
@@ -66,7 +70,8 @@ def forward_lengths(session, tiny_spec, strategy):
         return real(ids, state, lengths)
 
     model.forward = spy
-    Trainer(model, sampler, strat, spec["train"], torch.device("cpu"), 0).fit()
+    Trainer.from_spec(session, model, sampler, strat, spec["train"], torch.device("cpu"),
+                      0).fit()
     return seen, sampler
 
 
@@ -91,7 +96,8 @@ def test_free_running_feeds_the_models_own_choice(session, tiny_spec):
         return logits, state
 
     model.forward = spy
-    Trainer(model, sampler, strat, spec["train"], torch.device("cpu"), 0).fit()
+    Trainer.from_spec(session, model, sampler, strat, spec["train"], torch.device("cpu"),
+                      0).fit()
     first_batch = next(iter(sampler.epoch(0)))
     assert torch.equal(fed[0][0], first_batch.inputs[0])         # step 0: the reference
     for (_, chosen), (next_input, _) in zip(fed, fed[1:]):

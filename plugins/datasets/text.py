@@ -1,13 +1,15 @@
 """The "text" dataset: a language-modelling corpus (task "lm") from UTF-8 files.
 
-Pipeline: read every file (bytes, decoded once) -> keep the first `max_chars` -> newlines
--> lowercase -> tokens (chars or words) -> vocabulary -> one id stream -> the tail
+Pipeline: read every file (bytes, decoded once) -> `clean` -> keep the first `max_chars`
+-> newlines -> lowercase -> tokens (chars or words) -> vocabulary -> one id stream -> the tail
 `valid_fraction` of the stream is the validation split (unseen, contiguous text).
 
 The vocabulary is built from the whole corpus, so validation never meets an unknown
 character; at word level, words rarer than `min_freq` become <unk> in both splits.
 """
 from __future__ import annotations
+
+import re
 
 from seqgen import DataError, Dataset, TokenStream, Vocab
 
@@ -23,21 +25,29 @@ TEXT_SCHEMA = {
         **LEVEL_OPTIONS,
         "newlines": {"enum": ["keep", "space"], "default": "keep",
                      "description": "Keep newlines as tokens, or replace each with a space."},
+        "clean": {"enum": ["none", "d2l"], "default": "none",
+                  "description": "d2l: the textbook's read_time_machine, i.e. every run of "
+                                 "non-letters becomes one space, each line is stripped and "
+                                 "lowercased, and the lines are joined with nothing."},
         "max_chars": {"type": ["integer", "null"], "minimum": 1, "default": None,
                       "description": "Use only the first N characters of the corpus "
                                      "(before splitting); null uses all of it."},
         "valid_fraction": valid_fraction_option(0.1),
     },
 }
+D2L_NON_LETTERS = re.compile("[^A-Za-z]+")
 DESCRIPTION = "Language-modelling corpus from UTF-8 text files, char or word level (task lm)."
 
 
 def build_text_dataset(path=None, paths=None, level="char", pattern=None, min_freq=1,
-                       lowercase=False, newlines="keep", max_chars=None,
+                       lowercase=False, newlines="keep", clean="none", max_chars=None,
                        valid_fraction=0.1) -> Dataset:
     files = resolve(path, paths)
     source = describe(files)
     text = read_corpus(files)
+    if clean == "d2l":
+        text = "".join(D2L_NON_LETTERS.sub(" ", line).strip().lower()
+                       for line in text.splitlines())
     if max_chars is not None:
         text = text[:max_chars]
     if newlines == "space":

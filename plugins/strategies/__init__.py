@@ -1,13 +1,14 @@
 """Built-in decoding strategies.
 
-Sampling strategies share their knobs and apply them in one order (see sampling.py):
-repetition penalty -> temperature -> top-k -> top-p -> draw. `beam` and
-`teacher-forcing` run their own search (seqgen.Strategy.search).
+`sample` stacks logits processors (seqgen_plugins.processors, or any plugin's) in the
+order given, then draws or takes the argmax. The older names are shorthands for fixed
+chains (see sampling.py): repetition penalty -> temperature -> top-k -> top-p -> draw.
+`beam` and `teacher-forcing` run their own search (seqgen.Strategy.search).
 """
 from seqgen import hookimpl
 
 from .beam import BeamSearch
-from .sampling import Greedy, Random, Sample
+from .sampling import Chain, Greedy, Random, Sample
 from .teacher import TeacherForcing
 
 TEMPERATURE = {"type": "number", "minimum": 0, "default": 1.0,
@@ -58,6 +59,19 @@ def register_strategies(register):
              _schema(p={**TOP_P, "type": "number", "default": 0.9}, temperature=TEMPERATURE,
                      top_k=TOP_K, repetition_penalty=REPETITION_PENALTY),
              "Nucleus sampling: the smallest set of tokens with probability at least p.")
+    register("sample", Chain,
+             _schema(processors={"type": "array", "default": [],
+                                 "items": {"type": "object", "required": ["type"],
+                                           "properties": {"type": {"type": "string"}},
+                                           "x-seqgen-kind": "processor"},
+                                 "description": 'Logits processors, applied in this '
+                                                'order, each an object such as {"type": '
+                                                '"min-p", "p": 0.05}.'},
+                     choice={"enum": ["draw", "argmax"], "default": "draw",
+                             "description": "How the token is picked from what the "
+                                            "processors leave: drawn from its softmax, or "
+                                            "the most likely."}),
+             "Any stack of logits processors, then a draw or the argmax.")
     register("beam", BeamSearch,
              _schema(width={"type": "integer", "minimum": 1, "default": 4,
                             "description": "Partial sequences kept per prompt; num_samples "

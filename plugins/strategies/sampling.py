@@ -1,36 +1,73 @@
-"""Greedy and sampling strategies: temperature, then top-k, then top-p, then a draw.
+"""Strategies built from logits processors: a chain of them, then argmax or a draw.
 
-The order is fixed and documented: the generator applies the repetition penalty (if
-any), then logits are divided by the temperature, the k most likely tokens are kept, then
-the smallest set of those whose probability reaches p, and a token is drawn from what is
-left. Temperature 0, and top-k 1, mean greedy.
+`sample` takes any processors, in the order given. The shorthands are fixed chains of
+the built-ins, in a fixed order: repetition penalty -> temperature -> top-k -> top-p ->
+draw. Temperature 0, and top-k 1, mean greedy: the shorthand then keeps only the
+penalty and takes the argmax (the other knobs cannot change it).
 """
 from __future__ import annotations
 
 import torch
 
 from seqgen import Strategy
+from seqgen_plugins.processors import RepetitionPenalty, Temperature, TopK, TopP
+
+
+class Chain(Strategy):
+    """The `sample` strategy: each processor in order, then choice "draw" (from softmax
+    of what is left) or "argmax". Processors that read history are skipped when the
+    caller keeps none (the trainer's free-running steps)."""
+
+    def __init__(self, processors=(), choice: str = "draw"):
+        self.processors = list(processors)
+        self.choice = choice
+        self.needs_history = any(p.needs_history for p in self.processors)
+        self.stochastic = choice == "draw" and not any(p.greedy for p in self.processors)
+
+    def choose(self, logits, generator=None, history=None):
+        logits = logits.float()                                        # [B, V]
+        for processor in self.processors:
+            if history is not None or not processor.needs_history:
+                logits = processor(logits, history)
+        if not self.stochastic:
+            return logits.argmax(dim=-1)
+        return draw(torch.softmax(logits, dim=-1), generator)
+
+    def warnings(self):
+        notes = [note for p in self.processors for note in p.warnings()]
+        first = next((i for i, p in enumerate(self.processors) if p.greedy), None)
+        idle = [] if first is None else [p.describe() for p in self.processors[first + 1:]]
+        if idle:
+            notes.append(f"{self.processors[first].describe()} keeps a single token "
+                         f"(greedy): {' and '.join(idle)} after it "
+                         f"{'has' if len(idle) == 1 else 'have'} no effect")
+        return notes
+
+    def describe(self):
+        return f"sample({' -> '.join([p.describe() for p in self.processors] + [self.choice])})"
+
+
+def _penalty(penalty: float) -> list:
+    return [RepetitionPenalty(penalty)] if penalty != 1.0 else []
 
 
 def _penalty_note(penalty: float) -> str:
     return "" if penalty == 1.0 else f"repetition_penalty={penalty:g}"
 
 
-class Greedy(Strategy):
-    """argmax: the single most likely token. Deterministic."""
+class Greedy(Chain):
+    """argmax: the single most likely token (after the repetition penalty). Deterministic."""
 
     def __init__(self, repetition_penalty: float = 1.0):
+        super().__init__(_penalty(repetition_penalty), "argmax")
         self.repetition_penalty = float(repetition_penalty)
-
-    def choose(self, logits, generator=None):
-        return logits.argmax(dim=-1)
 
     def describe(self):
         note = _penalty_note(self.repetition_penalty)
         return f"greedy({note})" if note else "greedy"
 
 
-class Sample(Strategy):
+class Sample(Chain):
     """Draw from the distribution left after temperature, top-k and top-p.
 
     `name` is the registered name, and `labels` the option names that strategy uses for
@@ -47,21 +84,13 @@ class Sample(Strategy):
         self.name = name
         self.labels = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
                        **(labels or {})}
-        self.stochastic = self.temperature > 0 and top_k != 1
-
-    def choose(self, logits, generator=None):
-        if not self.stochastic:
-            return logits.argmax(dim=-1)
-        logits = logits.float()                                    # [B, V]
-        if self.temperature != 1.0:
-            logits = logits / self.temperature
-        if self.top_k is not None and self.top_k < logits.shape[-1]:
-            keep = torch.zeros_like(logits, dtype=torch.bool)      # exactly k per row
-            keep.scatter_(-1, logits.topk(self.top_k, dim=-1).indices, True)
-            logits = logits.masked_fill(~keep, float("-inf"))
-        if self.top_p is not None and self.top_p < 1.0:
-            logits = nucleus(logits, self.top_p)
-        return draw(torch.softmax(logits, dim=-1), generator)
+        if self.temperature > 0 and top_k != 1:
+            steps = [Temperature(self.temperature)] if self.temperature != 1.0 else []
+            steps += [TopK(top_k)] if top_k is not None else []
+            steps += [TopP(top_p)] if top_p is not None else []
+            super().__init__(_penalty(self.repetition_penalty) + steps, "draw")
+        else:
+            super().__init__(_penalty(self.repetition_penalty), "argmax")
 
     def warnings(self):
         k, p, t = self.labels["top_k"], self.labels["top_p"], self.labels["temperature"]
@@ -115,12 +144,3 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     # u may round up to the total: fall back to the last token with any probability
     # (where the flat tail of the cdf begins), never to a filtered-out one.
     return torch.minimum(token, torch.searchsorted(cdf, total)).squeeze(-1)
-
-
-def nucleus(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose probability reaches p. [B, V]"""
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    probs = sorted_logits.softmax(dim=-1)
-    drop = probs.cumsum(dim=-1) - probs >= p       # the mass before this token already >= p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)

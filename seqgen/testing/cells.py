@@ -14,13 +14,13 @@ message starts with its name, e.g. "cell contract 'lengths' failed ...".
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import partial
 
 import torch
 
 from ..cell import Cell
 from ..state import State, map_state
+from .contract import contract_property
 
 STEPS, BATCH = 6, 4
 # Unsorted; one full row and one of a single step, then all shorter than T (output must
@@ -75,13 +75,8 @@ def _build(factory, input_size: int, options: dict, seed: int) -> Cell:
     return factory(input_size, **options)
 
 
-@contextmanager
 def _property(name: str, label: str):
-    """Turn any failure inside into an AssertionError naming the property."""
-    try:
-        yield
-    except Exception as error:  # a crash breaks the property as much as a wrong number
-        raise AssertionError(f"cell contract {name!r} failed for {label}: {error}") from error
+    return contract_property("cell", name, label)
 
 
 def _tensors(state: State) -> list[torch.Tensor]:

@@ -5,17 +5,16 @@ import torch
 from torch import nn
 
 from seqgen import Cell, hookimpl
+from seqgen.options import HIDDEN_SIZE, NUM_LAYERS, options_schema
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "hidden_size": {"type": "integer", "minimum": 1, "default": 128,
-                        "description": "Hidden units per layer."},
-        "num_layers": {"type": "integer", "minimum": 1, "default": 1},
-        "recurrent_max": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
-                          "description": "Recurrent weights are kept in [-max, max] for stability."},
-    },
-}
+# The shared fragments for the options every cell has, plus this cell's own.
+SCHEMA = options_schema(
+    title="IndRNN cell options",
+    hidden_size=HIDDEN_SIZE,
+    num_layers=NUM_LAYERS,
+    recurrent_max={"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                   "description": "Recurrent weights are kept in [-max, max] for stability."},
+)
 
 
 class IndRNN(Cell):

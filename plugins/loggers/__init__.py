@@ -1,0 +1,27 @@
+"""Built-in event loggers: JSON lines of any events, and a CSV table of the metrics."""
+from seqgen import hookimpl
+
+from .csvfile import CsvLogger
+from .jsonl import JsonlLogger
+
+# Every kind a run emits (see seqgen.Event); an enum so a typo is caught by validation.
+EVENT_KINDS = ["start", "epoch_start", "step", "log", "eval", "epoch", "early_stop", "sample",
+               "checkpoint", "interrupted", "generated", "plot", "end", "warning"]
+
+
+def _schema(path: str, events: list[str]) -> dict:
+    return {"type": "object", "properties": {
+        "path": {"type": "string", "minLength": 1, "default": path,
+                 "description": "File to append to, relative to the run directory."},
+        "events": {"type": "array", "uniqueItems": True, "items": {"enum": EVENT_KINDS},
+                   "default": events, "description": "Event kinds to write."}}}
+
+
+@hookimpl
+def register_loggers(register):
+    register("jsonl", JsonlLogger,
+             _schema("events.jsonl", ["start", "log", "epoch", "eval", "early_stop",
+                                      "interrupted", "end"]),
+             'One JSON object per event, {"event": kind, ...its data}.')
+    register("csv", CsvLogger, _schema("metrics.csv", ["epoch", "eval"]),
+             "One row per event (by default per epoch and evaluation), one column per field.")

@@ -1,0 +1,23 @@
+"""A JSON-lines event log: one object per event, flushed as it is written."""
+import json
+from pathlib import Path
+
+from seqgen import Logger
+
+
+class JsonlLogger(Logger):
+    def __init__(self, run_dir, *, path, events):
+        self.events = set(events)
+        target = Path(run_dir) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Append: a resumed run continues the same file after its "start" event.
+        self.file = open(target, "a", encoding="utf-8")
+
+    def log(self, event):
+        if event.kind in self.events:
+            line = json.dumps({"event": event.kind, **event.data}, ensure_ascii=False)
+            self.file.write(line + "\n")
+            self.file.flush()          # a crash loses at most the line being written
+
+    def close(self):
+        self.file.close()

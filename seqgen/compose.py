@@ -1,0 +1,213 @@
+"""Composing a spec from its layers, remembering where every field came from.
+
+A spec is built in this order, each layer deep-merged on top of the one before:
+
+  1. what it `extends`: a preset (by name) or a spec file (a path, relative to the file
+     that names it), itself possibly extending another; a cycle is an error naming it;
+  2. the spec's own fields (from a file, standard input, or a Python dict);
+  3. `--set a.b=value` overrides;
+  4. interpolation of "${vars.x}" and "${env:NAME}" (see interpolate.py);
+  5. then validation fills schema defaults (spec.resolve).
+
+Merging is recursive for objects; anything else (numbers, strings, lists) is replaced,
+and so is a component object whose "type" changes.
+`"$comment"` keys are notes for people (`seqgen init` writes them) and are dropped here,
+as is the editor's `"$schema"` link.
+Each leaf's origin is kept for `seqgen validate --explain`.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import SpecError, UnknownComponentError
+from .interpolate import interpolate
+from .registry import Registry
+from .spec import apply_overrides, load_spec_file, parse_override
+
+COMMENT_KEY = "$comment"
+SCHEMA_KEY = "$schema"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a field's value came from: source is "preset", "file", "stdin", "python",
+    "override" or "default"; name is the preset, the file or the --set text."""
+    source: str
+    name: str = ""
+
+    def describe(self) -> str:
+        if self.source == "preset":
+            return f"preset {self.name!r}"
+        if self.source == "override":
+            return f"override --set {self.name}"
+        if self.source == "file":
+            return f"file {self.name}"
+        return self.source
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "name": self.name} if self.name else {"source": self.source}
+
+
+DEFAULT = Origin("default")
+
+
+@dataclass
+class Composed:
+    spec: dict                                             # not yet validated
+    origins: dict[str, Origin] = field(default_factory=dict)  # leaf JSON path -> origin
+    needs: dict[str, tuple[str, str]] = field(default_factory=dict)  # dotted -> (what, preset)
+
+    def origin(self, path: str) -> Origin:
+        return self.origins.get(path, DEFAULT)
+
+
+def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
+            origin: Origin = Origin("python"), base_dir: Path | None = None,
+            env: dict | None = None, placeholders: bool = False) -> Composed:
+    """Layers 1-4 above. placeholders: fill a preset's unmet `needs` with a stand-in
+    string instead of refusing (how presets are validated when registered)."""
+    layers = _expand(spec, registry, origin, base_dir or Path.cwd(), [])
+    overrides = list(overrides)
+    merged = apply_overrides(layers.spec, overrides)
+    origins = dict(layers.origins)
+    for text in overrides:
+        keys, value = parse_override(text)
+        prefix = "$" + "".join(_step(k) for k in keys)
+        origins = {p: o for p, o in origins.items() if not _under(p, prefix)}
+        origins.update({p: Origin("override", text) for p in leaf_paths(value, prefix)})
+    problems = []
+    for dotted, (what, preset) in layers.needs.items():
+        if _get(merged, dotted.split(".")) is None:
+            if placeholders:
+                merged = apply_overrides(merged, [f"{dotted}=<{dotted}>"])
+            else:
+                problems.append(f"$.{dotted}: preset {preset!r} needs {what}: give it with "
+                                f"--set {dotted}=VALUE (or in a spec that extends {preset!r})")
+    if problems:
+        raise SpecError(problems)
+    return Composed(interpolate(merged, env), origins, layers.needs)
+
+
+def compose_preset(name: str, registry: Registry) -> Composed:
+    """A registered preset composed with placeholders for what it needs, then validated."""
+    from .spec import resolve
+    composed = compose({"extends": name}, registry, placeholders=True)
+    resolve(composed.spec, registry)
+    return composed
+
+
+# -- layers -----------------------------------------------------------------------------------
+def _expand(spec: Any, registry: Registry, origin: Origin, base_dir: Path,
+            chain: list[str]) -> Composed:
+    if not isinstance(spec, dict):
+        raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"])
+    own = strip_comments(spec)
+    own.pop(SCHEMA_KEY, None)   # an editor's link, relative to where the file was
+    ref = own.pop("extends", None)
+    if origin.source in ("preset", "file"):
+        chain = chain + [_label(origin)]
+    base = Composed({}) if ref is None else _parent(ref, registry, base_dir, chain)
+    return Composed(deep_merge(base.spec, own),
+                    {**base.origins, **{p: origin for p in leaf_paths(own, "$")}},
+                    dict(base.needs))
+
+
+def _parent(ref: Any, registry: Registry, base_dir: Path, chain: list[str]) -> Composed:
+    if not isinstance(ref, str) or not ref:
+        raise SpecError([f"$.extends: must be a preset name or a spec file path, not {ref!r}"])
+    if is_path(ref, base_dir):
+        path = (base_dir / ref).resolve()
+        origin = Origin("file", str(path))
+        _check_cycle(chain, origin)
+        return _expand(load_spec_file(path), registry, origin, path.parent, chain)
+    origin = Origin("preset", ref)
+    _check_cycle(chain, origin)
+    try:
+        preset = registry.preset(ref)
+    except UnknownComponentError as e:
+        raise SpecError([f"$.extends: {e}"]) from None
+    composed = _expand(preset.spec, registry, origin, Path.cwd(), chain)
+    composed.needs.update({p: (what, ref) for p, what in preset.needs.items()})
+    return composed
+
+
+def is_path(ref: str, base_dir: Path) -> bool:
+    """A reference is a file path when it looks like one (a separator, or .json) or a
+    file of that name exists; otherwise it names a preset."""
+    return "/" in ref or "\\" in ref or ref.endswith(".json") or (base_dir / ref).is_file()
+
+
+def _label(origin: Origin) -> str:
+    return origin.describe() if origin.source in ("preset", "file") else origin.source
+
+
+def _check_cycle(chain: list[str], origin: Origin) -> None:
+    if _label(origin) in chain:
+        raise SpecError([f"$.extends: a cycle: {' -> '.join(chain + [_label(origin)])}"])
+
+
+# -- trees ------------------------------------------------------------------------------------
+def deep_merge(base: Any, top: Any) -> Any:
+    """Objects merge key by key, recursively; anything else in `top` replaces `base`. A
+    component whose "type" changes is replaced whole: one type's options rarely fit
+    another (extending a synthetic-data preset with {"type": "text", "path": ...} must
+    not keep the synthetic dataset's num_chars)."""
+    if isinstance(base, dict) and isinstance(top, dict) and not _retyped(base, top):
+        out = copy.deepcopy(base)
+        for key, value in top.items():
+            out[key] = deep_merge(base.get(key), value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(top)
+
+
+def _retyped(base: dict, top: dict) -> bool:
+    return "type" in base and "type" in top and base["type"] != top["type"]
+
+
+def strip_comments(node: Any) -> Any:
+    """A copy without "$comment" keys, at any depth."""
+    if isinstance(node, dict):
+        return {k: strip_comments(v) for k, v in node.items() if k != COMMENT_KEY}
+    if isinstance(node, list):
+        return [strip_comments(v) for v in node]
+    return node
+
+
+def leaf_paths(node: Any, prefix: str) -> list[str]:
+    """JSON paths of every leaf (non-empty objects and arrays are walked into)."""
+    if isinstance(node, dict) and node:
+        return [p for k, v in node.items() for p in leaf_paths(v, f"{prefix}.{k}")]
+    if isinstance(node, list) and node:
+        return [p for i, v in enumerate(node) for p in leaf_paths(v, f"{prefix}[{i}]")]
+    return [prefix]
+
+
+def leaves(node: Any, prefix: str = "$") -> list[tuple[str, Any]]:
+    """(JSON path, value) for every leaf, in document order."""
+    if isinstance(node, dict) and node:
+        return [x for k, v in node.items() for x in leaves(v, f"{prefix}.{k}")]
+    if isinstance(node, list) and node:
+        return [x for i, v in enumerate(node) for x in leaves(v, f"{prefix}[{i}]")]
+    return [(prefix, node)]
+
+
+def _step(key: str) -> str:
+    return f"[{key}]" if key.isdigit() else f".{key}"
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
+
+
+def _get(node: Any, keys: list[str]) -> Any:
+    for key in keys:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return None
+    return node
