@@ -8,8 +8,8 @@ from .batch import Batch, Sampler, StateRule
 from .cell import Cell, Stepper
 from .components import KINDS, Component
 from .data import Dataset, SequenceSet, Split, TokenStream
-from .errors import (CheckpointError, DataError, GenerationError, PluginError, SeqgenError,
-                     SpecError, TrainingError, UnknownComponentError)
+from .errors import (CheckpointError, DataError, GenerationError, PluginError, ScaffoldError,
+                     SeqgenError, SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
 from .strategy import GenerationWarning, Hypothesis, Strategy
 from .processors import History, LogitsProcessor
@@ -28,7 +28,7 @@ from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 __all__ = [
     "Batch", "Sampler", "StateRule", "Cell", "Stepper", "KINDS", "Component", "Dataset", "SequenceSet",
     "Split", "TokenStream", "CheckpointError", "DataError", "GenerationError", "PluginError",
-    "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
+    "ScaffoldError", "SeqgenError", "SpecError", "TrainingError", "UnknownComponentError", "hookimpl", "State",
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",

@@ -7,7 +7,6 @@ this module.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -21,7 +20,7 @@ from .model import LanguageModel, embedding_size, make_embedding
 from .plugins import PluginLoader
 from .compose import Composed, Origin, compose, is_path, leaves
 from .spec import (all_components, component_slots, composed_schema, load_spec_file,
-                   parse_spec, resolve, resolve_component)
+                   parse_spec, resolve, resolve_component, spec_text, value_problems)
 from .runner import SPEC_FILE, Run, RunResult
 from .strategy import Strategy
 
@@ -105,12 +104,19 @@ class Session:
 
     # -- specs ----------------------------------------------------------------------------
     def compose(self, spec: dict | str | Path, overrides: Iterable[str] = (),
-                env: dict | None = None) -> Composed:
+                env: dict | None = None, interpolating: bool = True) -> Composed:
         """A spec with its `extends` chain merged, overrides applied and variables
         interpolated, each field's origin kept; not yet validated. `spec` is a dict, a
         spec file path, a preset name, or "-" (read from standard input)."""
+        label = None if isinstance(spec, dict) else str(spec)
         spec, origin, base_dir = self._source(spec)
-        return compose(spec, self.registry, overrides, origin, base_dir, env)
+        try:
+            return compose(spec, self.registry, overrides, origin, base_dir, env,
+                           interpolating=interpolating)
+        except SpecError as e:   # name the spec the problem was found in
+            if e.source is not None or label is None:
+                raise
+            raise SpecError(e.problems, source=label) from None
 
     def resolve(self, spec: dict | str | Path, overrides: Iterable[str] = (),
                 env: dict | None = None) -> dict:
@@ -183,15 +189,30 @@ class Session:
     def strategy(self, options: dict | str) -> Strategy:
         """A decoding strategy from its name or spec object, options validated."""
         obj = copy.deepcopy({"type": options} if isinstance(options, str) else options)
-        problems = resolve_component(self.registry, "strategy", obj, "$.strategy")
+        problems = (value_problems(obj, "$.strategy")
+                    + resolve_component(self.registry, "strategy", obj, "$.strategy"))
         if problems:
             raise SpecError(problems)
         return self.build("strategy", obj)
 
     # -- running --------------------------------------------------------------------------
     def emitter(self, emit: Emit | None) -> Emit:
+        """Events go to every plugin's on_event, in registration order, then to `emit`. A
+        plugin that raises stops the run with a PluginError naming it."""
+        observers = self._loader.pm.hook.on_event.get_hookimpls()
+
         def send(event: Event) -> None:
-            self._loader.pm.hook.on_event(event=event, session=self)
+            for impl in observers:
+                try:
+                    impl.function(**{a: {"event": event, "session": self}[a]
+                                     for a in impl.argnames})
+                except SeqgenError:
+                    raise
+                except Exception as e:
+                    info = self._loader.info(impl.plugin_name)
+                    raise PluginError(f"plugin {info.name!r} (distribution {info.distribution}) "
+                                      f"failed in on_event({event.kind!r}): "
+                                      f"{type(e).__name__}: {e}") from e
             if emit is not None:
                 emit(event)
         return send
@@ -235,7 +256,7 @@ class Session:
         run.restore(run_dir)
         run.trim_metrics()
         if list(overrides):
-            write_text(spec_path, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+            write_text(spec_path, spec_text(spec))
         return run.execute()
 
     def compare(self, spec: dict | str | Path | None, overrides: Iterable[str] = (),

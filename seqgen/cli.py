@@ -14,6 +14,8 @@ import traceback
 import click
 
 from .api import Session
+from .compose import Origin
+from .plugins import strict_error
 from .errors import SeqgenError
 from .progress import Printer
 
@@ -37,6 +39,11 @@ def handle_errors(fn):
             raise Failure(str(e), e.exit_code) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except OSError as e:   # the file system said no: say what and where, not "a bug"
+            if debug:
+                traceback.print_exc()
+            where = f"{e.filename}: " if e.filename else ""
+            raise Failure(f"{where}{e.strerror or e}", 1) from None
         except Exception as e:
             if debug:
                 traceback.print_exc()
@@ -45,9 +52,11 @@ def handle_errors(fn):
     return wrapper
 
 
-def make_session(ctx: click.Context) -> Session:
+def make_session(ctx: click.Context, strict: bool | None = None, warn: bool = True) -> Session:
     root = ctx.find_root().params
-    session = Session(strict=root["strict_plugins"])
+    session = Session(strict=root["strict_plugins"] if strict is None else strict)
+    if not warn:
+        return session
     for failure in session.load_failures:
         click.echo(f"warning: {failure.describe()}", err=True)
     for note in session.warnings:
@@ -192,6 +201,8 @@ def compare(ctx, spec, overrides, sweep_file, out, jobs, report_only):
 def validate(ctx, spec, overrides, resolved, explain, as_json):
     """Check SPEC (a file, a preset name, or -) against the schema and every component's
     options, without running."""
+    if as_json and not explain or resolved and explain:
+        raise click.UsageError("--json goes with --explain, and --resolved without it")
     session = make_session(ctx)
     if explain:
         report = session.explain(spec, overrides)
@@ -214,8 +225,7 @@ def format_explanation(report: dict) -> str:
     vwidth = min(30, max(len(v) for v in values))
     lines = ["fields:"]
     for f, v in zip(fields, values):
-        origin = {"preset": f"preset {f.get('name')!r}", "file": f"file {f.get('name')}",
-                  "override": f"--set {f.get('name')}"}.get(f["source"], f["source"])
+        origin = Origin(f["source"], f.get("name", "")).describe()
         lines.append(f"  {f['path']:<{width}}  {v:<{vwidth}}  {origin}")
     lines.append("components:")
     for c in report["components"]:
@@ -257,19 +267,22 @@ def init(ctx, preset, overrides, output, force):
     from pathlib import Path
 
     from .atomic import write_text
+    from .spec import spec_text
     from .starter import starting_spec
     session = make_session(ctx)
     if output == "-":
-        click.echo(json.dumps(starting_spec(session, preset, overrides), indent=2,
-                              ensure_ascii=False))
+        click.echo(spec_text(starting_spec(session, preset, overrides)), nl=False)
         return
     target = Path(output)
+    if target.is_dir() or not target.name:
+        raise click.UsageError(f"-o {output!r} is a directory; give a file name, e.g. "
+                               f"{Path(output) / 'spec.json'}")
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; choose another -o, or add --force")
     spec = starting_spec(session, preset, overrides, schema_link="./seqgen.schema.json")
+    write_text(target, spec_text(spec))      # the spec first: if it fails, nothing is written
     write_text(target.parent / "seqgen.schema.json",
                json.dumps(session.schema(), indent=2, ensure_ascii=False) + "\n")
-    write_text(target, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
     click.echo(f"wrote {target} (from preset {preset!r}) and its schema "
                f"{target.parent / 'seqgen.schema.json'}; run it with: seqgen run {target}")
 
@@ -291,23 +304,29 @@ def plugins(ctx, as_json):
     `seqgen plugins new` scaffolds a plugin package."""
     if ctx.invoked_subcommand is not None:
         return
-    info = make_session(ctx).plugins()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
+    strict = ctx.find_root().params["strict_plugins"]
+    session = make_session(ctx, strict=False, warn=not strict)  # list all, even when strict
+    info = session.plugins()
+    click.echo(json.dumps(info, indent=2) if as_json else format_plugins(info))
+    if strict and session.load_failures:
+        raise strict_error(session.load_failures)
+
+
+def format_plugins(info: dict) -> str:
+    lines = []
     for p in info["plugins"]:
         version = f" {p['version']}" if p["version"] else ""
-        click.echo(f"{p['name']} ({p['distribution']}{version}; hooks: {', '.join(p['hooks'])})")
+        lines.append(f"{p['name']} ({p['distribution']}{version}; hooks: {', '.join(p['hooks'])})")
         for c in p["components"]:
             replaced = f" [replaces {c['replaces']}]" if c.get("replaces") else ""
-            click.echo(f"  {c['kind']:<9} {c['name']:<16} {c['description']}{replaced}")
+            lines.append(f"  {c['kind']:<9} {c['name']:<16} {c['description']}{replaced}")
         if p["presets"]:
-            click.echo(f"  {'presets':<9} {', '.join(p['presets'])}")
+            lines.append(f"  {'presets':<9} {', '.join(p['presets'])}")
     for f in info["failures"]:
         label = "PROBLEM" if f["partial"] else "FAILED"
-        click.echo(f"{label} {f['name']} (distribution {f['distribution']}): {f['error']}")
-    for note in info["warnings"]:
-        click.echo(f"WARNING {note}")
+        lines.append(f"{label} {f['name']} (distribution {f['distribution']}): {f['error']}")
+    lines += [f"WARNING {note}" for note in info["warnings"]]
+    return "\n".join(lines)
 
 
 @plugins.command(name="new")

@@ -67,7 +67,8 @@ def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str
     if spec is None:
         raise SpecError(["compare needs a spec (or report_only with out)"])
     source = None if isinstance(spec, dict) else str(spec)
-    spec = session.compose(spec, overrides).spec     # extends, --set and ${...} applied
+    # extends and --set applied; ${...} only per variant, after the sweep sets its fields
+    spec = session.compose(spec, overrides, interpolating=False).spec
     if sweep is not None and not isinstance(sweep, dict):
         sweep = load_spec_file(sweep)
     plan = expand(session, spec, sweep, source)

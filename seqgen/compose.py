@@ -24,10 +24,12 @@ from typing import Any, Iterable
 
 from .errors import SpecError, UnknownComponentError
 from .interpolate import interpolate
+from .legacy import drop_ignored_defaults
 from .registry import Registry
 from .spec import apply_overrides, load_spec_file, parse_override
 
 COMMENT_KEY = "$comment"
+MAX_DEPTH = 64          # specs in one extends chain
 SCHEMA_KEY = "$schema"
 
 
@@ -66,11 +68,18 @@ class Composed:
 
 def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
             origin: Origin = Origin("python"), base_dir: Path | None = None,
-            env: dict | None = None, placeholders: bool = False) -> Composed:
+            env: dict | None = None, placeholders: bool = False,
+            interpolating: bool = True) -> Composed:
     """Layers 1-4 above. placeholders: fill a preset's unmet `needs` with a stand-in
-    string instead of refusing (how presets are validated when registered)."""
-    layers = _expand(spec, registry, origin, base_dir or Path.cwd(), [])
+    string instead of refusing (how presets are validated when registered).
+    interpolating=False stops before layer 4 (a sweep sets variables per variant first).
+    `--set extends=NAME` is applied to the spec before its chain is expanded."""
     overrides = list(overrides)
+    rebase = [o for o in overrides if parse_override(o)[0] == ["extends"]]
+    if rebase:
+        spec = {**spec, "extends": parse_override(rebase[-1])[1]}
+        overrides = [o for o in overrides if o not in rebase]
+    layers = _expand(spec, registry, origin, base_dir or Path.cwd(), [])
     merged = apply_overrides(layers.spec, overrides)
     origins = dict(layers.origins)
     for text in overrides:
@@ -80,7 +89,7 @@ def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
         origins.update({p: Origin("override", text) for p in leaf_paths(value, prefix)})
     problems = []
     for dotted, (what, preset) in layers.needs.items():
-        if _get(merged, dotted.split(".")) is None:
+        if get_path(merged, dotted.split(".")) is None:
             if placeholders:
                 merged = apply_overrides(merged, [f"{dotted}=<{dotted}>"])
             else:
@@ -88,15 +97,25 @@ def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
                                 f"--set {dotted}=VALUE (or in a spec that extends {preset!r})")
     if problems:
         raise SpecError(problems)
-    return Composed(interpolate(merged, env), origins, layers.needs)
+    merged.pop("extends", None)            # only --set can bring one back this late
+    drop_ignored_defaults(merged, registry)
+    return Composed(interpolate(merged, env) if interpolating else merged, origins, layers.needs)
 
 
 def compose_preset(name: str, registry: Registry) -> Composed:
     """A registered preset composed with placeholders for what it needs, then validated."""
     from .spec import resolve
-    composed = compose({"extends": name}, registry, placeholders=True)
+    composed = compose({"extends": name}, registry, placeholders=True, env=_AnyEnv())
     resolve(composed.spec, registry)
     return composed
+
+
+class _AnyEnv(dict):
+    """The environment a preset is checked in when registered: every variable is set (to
+    a stand-in), since the user's environment at run time is what counts."""
+
+    def get(self, name, default=None):
+        return f"<env:{name}>"
 
 
 # -- layers -----------------------------------------------------------------------------------
@@ -109,20 +128,34 @@ def _expand(spec: Any, registry: Registry, origin: Origin, base_dir: Path,
     ref = own.pop("extends", None)
     if origin.source in ("preset", "file"):
         chain = chain + [_label(origin)]
-    base = Composed({}) if ref is None else _parent(ref, registry, base_dir, chain)
+    if len(chain) > MAX_DEPTH:
+        raise SpecError([f"$.extends: a chain of more than {MAX_DEPTH} specs: "
+                         f"{' -> '.join(chain[:3])} -> ..."])
+    base = Composed({}) if ref is None else _parent(ref, registry, base_dir, chain, origin)
+    replaced = replaced_paths(base.spec, own, "$")
+    kept = {p: o for p, o in base.origins.items() if not any(_under(p, r) for r in replaced)}
     return Composed(deep_merge(base.spec, own),
-                    {**base.origins, **{p: origin for p in leaf_paths(own, "$")}},
-                    dict(base.needs))
+                    {**kept, **{p: origin for p in leaf_paths(own, "$")}}, dict(base.needs))
 
 
-def _parent(ref: Any, registry: Registry, base_dir: Path, chain: list[str]) -> Composed:
+def _parent(ref: Any, registry: Registry, base_dir: Path, chain: list[str],
+            child: Origin) -> Composed:
     if not isinstance(ref, str) or not ref:
         raise SpecError([f"$.extends: must be a preset name or a spec file path, not {ref!r}"])
+    if child.source == "preset" and is_path(ref, base_dir) and not Path(ref).is_absolute():
+        raise SpecError([f"$.extends: preset {child.name!r} extends the relative path {ref!r}; "
+                         f"a preset may extend other presets or absolute paths only"])
     if is_path(ref, base_dir):
         path = (base_dir / ref).resolve()
         origin = Origin("file", str(path))
         _check_cycle(chain, origin)
-        return _expand(load_spec_file(path), registry, origin, path.parent, chain)
+        try:
+            spec = load_spec_file(path)
+        except SpecError as e:   # a file that is not there is the extending spec's problem
+            if e.source is not None:
+                raise
+            raise SpecError([f"$.extends: {p}" for p in e.problems]) from None
+        return _expand(spec, registry, origin, path.parent, chain)
     origin = Origin("preset", ref)
     _check_cycle(chain, origin)
     try:
@@ -141,7 +174,9 @@ def is_path(ref: str, base_dir: Path) -> bool:
 
 
 def _label(origin: Origin) -> str:
-    return origin.describe() if origin.source in ("preset", "file") else origin.source
+    if origin.source == "file":        # one file, however it was named
+        return f"file {Path(origin.name).resolve()}"
+    return origin.describe() if origin.source == "preset" else origin.source
 
 
 def _check_cycle(chain: list[str], origin: Origin) -> None:
@@ -163,6 +198,14 @@ def deep_merge(base: Any, top: Any) -> Any:
     return copy.deepcopy(top)
 
 
+def replaced_paths(base: Any, top: Any, prefix: str) -> list[str]:
+    """Where deep_merge(base, top) replaces a subtree of `base` instead of merging into it."""
+    if isinstance(base, dict) and isinstance(top, dict) and not _retyped(base, top):
+        return [p for k, v in top.items() if k in base
+                for p in replaced_paths(base[k], v, f"{prefix}.{k}")]
+    return [prefix]
+
+
 def _retyped(base: dict, top: dict) -> bool:
     return "type" in base and "type" in top and base["type"] != top["type"]
 
@@ -178,11 +221,7 @@ def strip_comments(node: Any) -> Any:
 
 def leaf_paths(node: Any, prefix: str) -> list[str]:
     """JSON paths of every leaf (non-empty objects and arrays are walked into)."""
-    if isinstance(node, dict) and node:
-        return [p for k, v in node.items() for p in leaf_paths(v, f"{prefix}.{k}")]
-    if isinstance(node, list) and node:
-        return [p for i, v in enumerate(node) for p in leaf_paths(v, f"{prefix}[{i}]")]
-    return [prefix]
+    return [path for path, _ in leaves(node, prefix)]
 
 
 def leaves(node: Any, prefix: str = "$") -> list[tuple[str, Any]]:
@@ -202,7 +241,8 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
 
 
-def _get(node: Any, keys: list[str]) -> Any:
+def get_path(node: Any, keys: list[str]) -> Any:
+    """The value at dotted `keys` (list items by index), or None."""
     for key in keys:
         if isinstance(node, dict):
             node = node.get(key)

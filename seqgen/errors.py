@@ -42,6 +42,12 @@ class PluginError(SeqgenError):
     exit_code = 1
 
 
+class ScaffoldError(PluginError):
+    """`seqgen plugins new` was asked for something it cannot make (a usage error)."""
+
+    exit_code = 2
+
+
 class DataError(SeqgenError):
     """A corpus that is missing, unreadable, undecodable or too small."""
 

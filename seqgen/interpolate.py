@@ -8,7 +8,8 @@
     "$${"                     a literal "${"
 
 Variables may refer to other variables and to the environment; a cycle is an error
-naming it. Every problem is reported at once, led by the JSON path of the string.
+naming it. A resolved spec is saved with every "${" escaped (`escape`), so running the
+saved file again gives the same values. Every problem is reported at once, led by the JSON path of the string.
 """
 from __future__ import annotations
 
@@ -20,17 +21,32 @@ from typing import Any
 
 from .errors import SpecError
 
-REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|(\$\{)")   # escape | reference | unclosed
 _MISSING = object()
 
 
 def interpolate(spec: dict, env: dict | None = None) -> dict:
     """A copy of `spec` with every reference replaced. Raises SpecError listing all problems."""
+    if not isinstance(spec.get("vars", {}), dict):
+        raise SpecError([f"$.vars: must be an object of variables, not "
+                         f"{type(spec['vars']).__name__}"])
     resolver = _Resolver(spec.get("vars", {}), os.environ if env is None else env)
     out = resolver.walk(spec, "$")
     if resolver.problems:  # a variable used twice reports its own problem once
         raise SpecError(list(dict.fromkeys(resolver.problems)))
     return out
+
+
+def escape(node: Any) -> Any:
+    """A copy in which every "${" is written "$${", so that interpolating it again gives
+    `node` back: how a resolved spec is saved (its values may hold a literal "${")."""
+    if isinstance(node, str):
+        return node.replace("${", "$${")
+    if isinstance(node, dict):
+        return {k: escape(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [escape(v) for v in node]
+    return node
 
 
 def has_references(node: Any) -> bool:
@@ -66,6 +82,10 @@ class _Resolver:
             return self.reference(whole.group(1), path, whole=True)
 
         def substitute(match: re.Match) -> str:
+            if match.group(2) is not None:
+                self.problems.append(f"{path}: {text!r} opens a ${{ reference it never closes "
+                                     f"with }} (write $${{ for a literal ${{)")
+                return match.group(0)
             if match.group(1) is None:
                 return "${"                                  # the $${ escape
             value = self.reference(match.group(1), path, whole=False)
@@ -106,8 +126,11 @@ class _Resolver:
             self.problems.append(f"{path}: variables refer to each other in a cycle: {cycle}")
             return ""
         node: Any = self.variables
-        for key in expr.split(".")[1:]:
-            node = node.get(key, _MISSING) if isinstance(node, dict) else _MISSING
+        for key in expr.split(".")[1:]:   # objects by key, lists by index (vars.x.0)
+            if isinstance(node, list) and key.isdigit():
+                node = node[int(key)] if int(key) < len(node) else _MISSING
+            else:
+                node = node.get(key, _MISSING) if isinstance(node, dict) else _MISSING
             if node is _MISSING:
                 known = ", ".join(sorted(self.variables)) or "(none)"
                 self.problems.append(f"{path}: ${{{expr}}}: no such variable (vars has: "

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import checkpoint as ckpt
 from .data import TASKS, TokenStream
-from .errors import CheckpointError, SeqgenError
+from .errors import CheckpointError, SeqgenError, UnknownComponentError
 from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
+from .missing import believable, missing_message
 from .spec import resolve_model
 from .vocab import Vocab
 
@@ -55,11 +56,13 @@ class LoadedModel:
     Attributes: .vocab, .model (the torch module), .spec (as stored), .path.
     """
 
-    def __init__(self, session: "Session", generator: TextGenerator, spec: dict, path: Path):
+    def __init__(self, session: "Session", generator: TextGenerator, spec: dict, path: Path,
+                 components: list[dict] = ()):
         self.session = session
         self.generator = generator
         self.spec = spec
         self.path = path
+        self.components = list(components)   # what the checkpoint recorded (missing.py)
 
     @property
     def vocab(self) -> Vocab:
@@ -79,9 +82,11 @@ class LoadedModel:
                                   f"(expected one of {', '.join(TASKS)})")
         if not isinstance(c.spec, dict) or not isinstance(c.spec.get("model"), dict):
             raise CheckpointError(f"{path}: the spec stored in the checkpoint has no model")
-        missing = missing_plugin(session, c)
-        if missing:
-            raise CheckpointError(f"{path}: {missing}")
+        cell = c.spec["model"].get("cell")
+        name = cell.get("type") if isinstance(cell, dict) else None
+        components = believable(c.components)
+        if isinstance(name, str) and not session.registry.has("cell", name):
+            raise CheckpointError(f"{path}: {missing_message(session, components, 'cell', name)}")
         try:   # the stored model section is re-checked like any spec
             spec = {**c.spec, "model": resolve_model(c.spec["model"], session.registry)}
         except SeqgenError as e:
@@ -94,12 +99,18 @@ class LoadedModel:
             raise CheckpointError(f"{path}: weights do not fit the model its spec describes "
                                   f"({ckpt.first_detail(e)})") from e
         return cls(session, TextGenerator(model, c.vocab, c.task), spec,
-                   ckpt.resolve_path(path))
+                   ckpt.resolve_path(path), components)
 
     def strategy(self, strategy: dict | str | Strategy) -> Strategy:
         """A strategy from its name or spec object (options validated), or as given."""
         if isinstance(strategy, Strategy):
             return strategy
+        name = strategy if isinstance(strategy, str) else (
+            strategy.get("type") if isinstance(strategy, dict) else None)
+        if (isinstance(name, str) and not self.session.registry.has("strategy", name)
+                and any(r["kind"] == "strategy" and r["name"] == name for r in self.components)):
+            raise UnknownComponentError(
+                f"{self.path}: " + missing_message(self.session, self.components, "strategy", name))
         return self.session.strategy(copy.deepcopy(strategy))
 
     def generate(self, prompts: list[str] | str = "", strategy: dict | str | Strategy = "greedy",
@@ -136,26 +147,6 @@ class LoadedModel:
         nll = mean_nll(self.model, TokenStream(ids), device)
         return {"tokens": int(ids.numel()) - 1, "loss": nll, "perplexity": perplexity(nll)}
 
-
-
-def missing_plugin(session: "Session", c: ckpt.Checkpoint) -> str | None:
-    """Why the checkpoint's cell cannot be built here (its plugin is not installed), naming
-    what to install when the checkpoint recorded it; None when it can."""
-    cell = c.spec["model"].get("cell")
-    name = cell.get("type") if isinstance(cell, dict) else None
-    if not isinstance(name, str) or session.registry.has("cell", name):
-        return None
-    recorded = next((r for r in c.components if r.get("kind") == "cell"
-                     and r.get("name") == name), None)
-    if recorded is None or not recorded.get("distribution") or recorded["distribution"] in (
-            "direct", "unknown"):
-        return (f"its cell {name!r} is not registered by any installed plugin "
-                f"(cells here: {', '.join(session.registry.names('cell'))}); install the "
-                f"plugin that provides it")
-    dist, version = recorded["distribution"], recorded.get("version")
-    pin = f"{dist}=={version}" if version else dist
-    return (f"its cell {name!r} comes from plugin {recorded.get('plugin')!r} of distribution "
-            f"{dist!r}{' ' + version if version else ''}, which is not installed here: pip install {pin}")
 
 
 def warn_user(caller) -> Callable[[str], None]:

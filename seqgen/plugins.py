@@ -25,8 +25,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Iterable
 
@@ -63,6 +64,7 @@ class LoadFailure:
     error: str          # the cause, one line
     detail: str = ""    # the formatted traceback, shown with --debug
     partial: bool = False  # the plugin loaded, but something it registered was refused
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         what = "" if self.partial else " failed to load"
@@ -115,10 +117,8 @@ class PluginLoader:
 
     # -- failures -------------------------------------------------------------------------
     def fail(self, failure: LoadFailure, cause: BaseException | None = None) -> None:
-        """Record a plugin's failure; with strict loading, raise it instead."""
-        if self.strict:
-            raise PluginError(failure.describe() + " (strict plugin loading is on)") from cause
-        self.failures.append(failure)
+        """Record a plugin's failure (strict loading raises them all once loading is done)."""
+        self.failures.append(replace(failure, cause=cause))
 
     def info(self, name: str) -> PluginInfo:
         return next(i for i in self.infos if i.name == name)
@@ -137,6 +137,11 @@ class PluginLoader:
             self.fail(LoadFailure(name, dist, "; ".join(_unknown_hook(h) for h in unknown)))
             return
         hooks = tuple(sorted(hc.name for hc in self.pm.get_hookcallers(obj) or []))
+        if not hooks and origin != "builtin":
+            self.pm.unregister(obj)
+            self.fail(LoadFailure(name, dist, f"{type(obj).__name__} {str(obj)[:60]!r} implements "
+                                              f"no seqgen hook (is the entry point right?)"))
+            return
         module = getattr(obj, "__name__", type(obj).__module__)
         self.infos.append(PluginInfo(name, origin, module, dist, version, hooks))
 
@@ -148,14 +153,14 @@ class PluginLoader:
             dists_of.setdefault(ep.name, set()).add(dist)
         for var, names in ((ENV_VAR, allowed), (DENY_ENV_VAR, denied)):
             for n in sorted(names or ()):
-                if not any(n in _addresses(ep, dist) for ep, dist in points):
+                if not any(_named({n}, _addresses(ep, dist)) for ep, dist in points):
                     self.warnings.append(f"{var} names {n!r}, which matches no installed "
                                          f"plugin (entry point or distribution)")
         for ep, dist in points:
             addresses = _addresses(ep, dist)
-            if allowed is not None and not addresses & allowed:
+            if allowed is not None and not _named(allowed, addresses):
                 continue
-            if denied and addresses & denied:
+            if denied and _named(denied, addresses):
                 continue
             name = ep.name
             if len(dists_of[ep.name]) > 1:
@@ -185,6 +190,8 @@ class PluginLoader:
         self._call_each("register_presets", registrar.preset_register, registrar)
         registrar.validate_presets()
         registry.load_failures = list(self.failures)
+        if self.strict and self.failures:
+            raise strict_error(self.failures)
         return registry
 
     def _call_each(self, hook_name: str, make_register, registrar: Registrar) -> None:
@@ -202,6 +209,18 @@ class PluginLoader:
             registrar.commit(info)
 
 
+def strict_error(failures: list[LoadFailure]) -> PluginError:
+    """Every failure as one error, for strict loading (chained to the first cause)."""
+    note = " (strict plugin loading is on)"
+    if len(failures) == 1:
+        error = PluginError(failures[0].describe() + note)
+    else:
+        lines = "\n".join(f"  {f.describe()}" for f in failures)
+        error = PluginError(f"{len(failures)} plugin problems{note}:\n{lines}")
+    error.__cause__ = next((f.cause for f in failures if f.cause is not None), None)
+    return error
+
+
 def _distinct(entry_points) -> list[tuple[Any, str]]:
     """(entry point, distribution name), sorted, without the duplicates a distribution
     found twice on sys.path produces."""
@@ -216,8 +235,23 @@ def _distinct(entry_points) -> list[tuple[Any, str]]:
 
 
 def _addresses(ep, dist: str) -> set[str]:
-    """The names SEQGEN_PLUGINS / SEQGEN_DISABLE_PLUGINS may use for an entry point."""
-    return {ep.name, dist, f"{dist}:{ep.name}"}
+    """The names SEQGEN_PLUGINS / SEQGEN_DISABLE_PLUGINS may use for an entry point
+    (distribution names in their normalised form, so seqgen_x and Seqgen-X match)."""
+    return {ep.name, canonical(dist), f"{canonical(dist)}:{ep.name}"}
+
+
+def _named(names: set[str], addresses: set[str]) -> bool:
+    """Does any of `names` (entry-point, distribution or dist:ep) address this plugin?"""
+    for n in names:
+        dist, sep, ep = n.partition(":")
+        if n in addresses or (f"{canonical(dist)}{sep}{ep}" if sep else canonical(n)) in addresses:
+            return True
+    return False
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _unknown_hook(name: str) -> str:

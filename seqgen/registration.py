@@ -8,6 +8,7 @@ callbacks never raise, so a plugin's own code always runs to its end.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,9 @@ from .spec import component_schema, fill_defaults
 
 if TYPE_CHECKING:
     from .plugins import PluginInfo, PluginLoader
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")   # component and preset names
 
 
 class Registrar:
@@ -42,14 +46,17 @@ class Registrar:
                 self.problems.append(f"{kind} {name!r}: {problem}")
             else:
                 self.staged.append(component)
+        register.__qualname__ = "register"   # how a plugin's wrong call reads in its failure
         return register
 
     def preset_register(self, info: "PluginInfo"):
         def register(name: str, spec: dict, description: str = "", *,
                      needs: dict | None = None) -> None:
             needs = {} if needs is None else needs
-            if not isinstance(name, str) or not name:
-                self.problems.append(f"preset with an invalid name {name!r}")
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                self.problems.append(f"preset with an invalid name {str(name)[:40]!r}: up to "
+                                     f"64 letters, digits and . _ - (starting with a letter "
+                                     f"or digit)")
             elif not isinstance(spec, dict):
                 self.problems.append(f"preset {name!r}: spec must be a dict, not "
                                      f"{type(spec).__name__}")
@@ -61,6 +68,7 @@ class Registrar:
                 self.staged.append(Preset(name, copy.deepcopy(spec), str(description).strip(),
                                           dict(needs), info.name, info.distribution,
                                           info.version))
+        register.__qualname__ = "register"
         return register
 
     # -- after each call ----------------------------------------------------------------------
@@ -116,8 +124,9 @@ class Registrar:
 def component_problem(component: Component) -> str | None:
     """Why a registration cannot be admitted, or None."""
     name, schema = component.name, component.schema
-    if not isinstance(name, str) or not name:
-        return "invalid name (a non-empty string is needed)"
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        return (f"invalid name {str(name)[:40]!r}: up to 64 letters, digits and . _ - "
+                f"(starting with a letter or digit)")
     if component.replaces is not None and component.replaces != name:
         return (f"replaces={component.replaces!r} must equal the name it registers "
                 f"({name!r})")

@@ -31,7 +31,7 @@ from .errors import CheckpointError, PluginError, SeqgenError, SpecError, Traini
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
 from .loggers import Logger
-from .spec import bidirectional_problem
+from .spec import bidirectional_problem, spec_text
 from .train import Progress, Trainer
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ class Run:
     def create(self, out) -> None:
         self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"])
         self._open_loggers()
-        write_text(self.run_dir / SPEC_FILE,
-                   json.dumps(self.spec, indent=2, ensure_ascii=False) + "\n")
+        write_text(self.run_dir / SPEC_FILE, spec_text(self.spec))
 
     def restore(self, run_dir: Path) -> None:
         """Load last.safetensors into the model and trainer; drop metrics written after it."""

@@ -21,7 +21,7 @@ from string import Template
 
 from . import __version__
 from .components import KIND_BY_NAME, PLURAL
-from .errors import PluginError
+from .errors import ScaffoldError
 
 SCAFFOLD_KINDS = ("cell", "dataset", "sampler", "strategy")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -37,18 +37,18 @@ def scaffold(kind: str, name: str, out: str | Path | None = None) -> Path:
           distribution is "seqgen-NAME", the import package "seqgen_NAME" ("-" -> "_").
     out:  the package folder to create (default: ./seqgen-NAME). It may exist if empty.
 
-    Raises seqgen.PluginError for an unknown kind, an invalid name, a name a built-in
+    Raises seqgen.ScaffoldError (a PluginError) for an unknown kind, an invalid name, a name a built-in
     component of that kind already has, or an `out` that exists and is not an empty
     folder; nothing is written then.
     """
     if kind not in SCAFFOLD_KINDS:
-        raise PluginError(f"can't scaffold a plugin of kind {kind!r}: choose one of "
+        raise ScaffoldError(f"can't scaffold a plugin of kind {kind!r}: choose one of "
                           f"{', '.join(SCAFFOLD_KINDS)}")
     check_name(kind, name)
     target = Path(out) if out is not None else Path.cwd() / f"seqgen-{name}"
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         what = "a folder that is not empty" if target.is_dir() else "a file"
-        raise PluginError(f"{target} already exists and is {what}; nothing was written. "
+        raise ScaffoldError(f"{target} already exists and is {what}; nothing was written. "
                           "Give another folder (-o DIR) or remove it.")
     files = render(kind, name)
     for relative, text in files.items():
@@ -59,9 +59,9 @@ def scaffold(kind: str, name: str, out: str | Path | None = None) -> Path:
 
 
 def check_name(kind: str, name: str) -> None:
-    """Raise PluginError unless `name` can name a new component of `kind` and its package."""
+    """Raise ScaffoldError unless `name` can name a new component of `kind` and its package."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > MAX_NAME:
-        raise PluginError(
+        raise ScaffoldError(
             f"{name!r} is not a valid plugin name: use lowercase letters and digits, words "
             f"joined by single '-' or '_', starting with a letter, at most {MAX_NAME} "
             "characters (e.g. 'my-cell'). It names the component in specs, the distribution "
@@ -69,7 +69,7 @@ def check_name(kind: str, name: str) -> None:
     from .api import Session  # the built-in names; imported here to keep this module light
     taken = Session(entry_points=False).registry.names(kind)
     if name in taken:
-        raise PluginError(
+        raise ScaffoldError(
             f"{name!r} is already the name of a built-in {kind}; pick another name (a plugin "
             f"that takes over {name!r} on purpose registers it with replaces={name!r})")
 

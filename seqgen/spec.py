@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,6 +21,7 @@ from jsonschema import Draft202012Validator
 from .components import PLURAL, Component
 from .data import CAUSAL_TASKS
 from .errors import SpecError
+from .interpolate import escape
 from .registry import Registry
 
 KIND_KEY = "x-seqgen-kind"
@@ -47,6 +50,8 @@ def load_spec_file(path: str | Path) -> dict:
 
 def parse_spec(text: str, source: str) -> dict:
     """A spec from JSON text (`source` names it in errors)."""
+    if not text.strip():
+        raise SpecError(["the spec is empty (expected a JSON object)"], source=source)
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as e:
@@ -56,6 +61,12 @@ def parse_spec(text: str, source: str) -> dict:
         raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"],
                         source=source)
     return spec
+
+
+def spec_text(spec: dict) -> str:
+    """A resolved spec as the JSON a run directory keeps: running it again resolves to
+    `spec` (literal "${" in values are escaped as "$${")."""
+    return json.dumps(escape(spec), indent=2, ensure_ascii=False) + "\n"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -161,6 +172,23 @@ def all_components(spec: dict, registry: Registry) -> Iterator[tuple[str, str, d
         yield from walk(*top)
 
 
+PLACEHOLDER = re.compile(r"<required: .*>", re.S)   # what `seqgen init` leaves to fill in
+
+
+def value_problems(node: Any, path: str = "$") -> list[str]:
+    """Values no schema keyword catches: NaN and infinities (Python's JSON reader accepts
+    them; no JSON number is one), and `seqgen init`'s placeholders left unfilled."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in value_problems(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in value_problems(v, f"{path}[{i}]")]
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"{path}: {node} is not a finite number"]
+    if isinstance(node, str) and PLACEHOLDER.fullmatch(node):
+        return [f"{path}: still the placeholder {node!r}: fill it in"]
+    return []
+
+
 def schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
     validator = Draft202012Validator(schema)
     problems = []
@@ -171,6 +199,9 @@ def schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]
 
 
 def _message(error) -> str:
+    if error.validator in ("pattern", "not") and error.schema.get("description"):
+        # a regex or a negation says nothing to a user; the field's description does
+        return f"{error.instance!r} is not allowed: {error.schema['description']}"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return f"{error.message}. Allowed: {', '.join(allowed)}"
@@ -183,7 +214,7 @@ def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
     resolved = copy.deepcopy(spec)
     schema = base_schema()
     fill_defaults(resolved, schema)
-    problems = schema_problems(resolved, schema)
+    problems = value_problems(resolved) + schema_problems(resolved, schema)
     for path, kind, obj in iter_components(resolved, schema):
         problems += resolve_component(registry, kind, obj, path)
     if not problems:
@@ -199,7 +230,7 @@ def resolve_model(model: dict, registry: Registry) -> dict:
     base = base_schema()
     schema = {**base["properties"]["model"], "$defs": base["$defs"]}
     fill_defaults(resolved, schema)
-    problems = schema_problems(resolved, schema, "$.model")
+    problems = value_problems(resolved, "$.model") + schema_problems(resolved, schema, "$.model")
     for path, kind, obj in iter_components(resolved, schema, "$.model"):
         problems += resolve_component(registry, kind, obj, path)
     if problems:
@@ -221,8 +252,16 @@ def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$")
 
 
 def _cross_checks(spec: dict, registry: Registry) -> list[str]:
-    """Rules that span components: what a cell may see, what a sampler can batch."""
+    """Rules that span components: what a cell may see, what a sampler can batch, and
+    loggers that would write the same file."""
     problems = []
+    paths: dict[str, int] = {}
+    for i, logger in enumerate(spec["train"].get("loggers", [])):
+        path = logger.get("path")
+        if isinstance(path, str) and path in paths:
+            problems.append(f"$.train.loggers[{i}].path: {path!r} is also the path of "
+                            f"$.train.loggers[{paths[path]}]; give each logger its own file")
+        paths.setdefault(path, i)
     dataset = registry.get("dataset", spec["dataset"]["type"])
     task = dataset.extra.get("task")
     if (problem := bidirectional_problem(spec, task)) is not None:

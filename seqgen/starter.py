@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .compose import COMMENT_KEY, compose
+from .compose import COMMENT_KEY, compose, get_path
 from .spec import KIND_KEY, base_schema, component_schema, resolve
 
 if TYPE_CHECKING:
@@ -22,15 +22,13 @@ def starting_spec(session: "Session", preset: str, overrides: Iterable[str] = ()
     registry = session.registry
     needs = registry.preset(preset).needs
     composed = compose({"extends": preset}, registry, overrides, placeholders=True)
-    spec = composed.spec
+    resolved = resolve(composed.spec, registry, source=f"preset {preset!r}")
+    todo = []   # what the user must still fill in: left as a placeholder validation refuses
     for dotted, what in needs.items():
-        if _get(spec, dotted) == f"<{dotted}>":
-            _set(spec, dotted, f"<required: {what}>")
-    resolved = resolve(spec, registry, source=f"preset {preset!r}")
-    head = {}
-    if schema_link:
-        head["$schema"] = schema_link
-    todo = [f"{d}: {w}" for d, w in needs.items() if str(_get(resolved, d)).startswith("<required")]
+        if get_path(resolved, dotted.split(".")) == f"<{dotted}>":
+            _set(resolved, dotted, f"<required: {what}>")
+            todo.append(f"{dotted}: {what}")
+    head = {"$schema": schema_link} if schema_link else {}
     head[COMMENT_KEY] = {"": f"seqgen spec from preset {preset!r}: "
                              f"{registry.preset(preset).description}"
                              + (f" Fill in before running: {'; '.join(todo)}." if todo else "")}
@@ -54,13 +52,6 @@ def _describe(node: Any, schema: dict, session: "Session") -> Any:
              if isinstance(props.get(k), dict) and props[k].get("description")}
     body = {k: _describe(v, props.get(k, {}), session) for k, v in node.items()}
     return {COMMENT_KEY: notes, **body} if notes else body
-
-
-def _get(spec: dict, dotted: str) -> Any:
-    node: Any = spec
-    for key in dotted.split("."):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
 
 
 def _set(spec: dict, dotted: str, value: Any) -> None:

@@ -127,3 +127,47 @@ def test_a_checkpoint_written_before_components_were_recorded_still_loads(sessio
     with pytest.raises(seqgen.CheckpointError, match="its cell 'tiny-gru' is not registered by "
                                                      "any installed plugin"):
         session.load(path)
+
+
+def _rewrite_components(path, edit):
+    meta = metadata(path)
+    rows = edit(json.loads(meta["components"]))
+    with safe_open(path, framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, path, metadata={**meta, "components": json.dumps(rows)})
+
+
+def test_a_strategy_the_checkpoint_used_names_its_distribution_when_missing(run_dir):
+    def recorded(rows):
+        for row in rows:
+            row.update(distribution="seqgen-extras", version="0.3")
+        return rows
+    path = f"{run_dir}/best.safetensors"
+    _rewrite_components(path, recorded)
+
+    class CellOnly:
+        __name__ = "cell-only"
+        register_cells = Extras.register_cells
+    model = seqgen.Session([CellOnly()], entry_points=False).load(path)
+    with pytest.raises(seqgen.UnknownComponentError) as info:
+        model.generate("the ", "first")
+    assert str(info.value).endswith("its strategy 'first' comes from plugin 'extras' of "
+                                    "distribution 'seqgen-extras' 0.3, which is not installed "
+                                    "here: pip install seqgen-extras==0.3")
+
+
+@pytest.mark.parametrize("rows, shown", [
+    ([1, 2], "not registered by any installed plugin"),
+    ([{"kind": "cell", "name": "tiny-gru", "plugin": "x", "distribution": "evil; rm -rf ~",
+       "version": "1"}], "not registered by any installed plugin"),
+    ([{"kind": "cell", "name": "tiny-gru", "plugin": "x", "distribution": "seqgen-x",
+       "version": "1; rm"}], "which is not installed here: pip install seqgen-x"),
+    ([{"kind": "cell", "name": "tiny-gru", "plugin": "x", "distribution": "seqgen",
+       "version": "0"}], "which is installed but did not load here"),
+])
+def test_recorded_components_are_believed_only_when_well_formed(run_dir, rows, shown):
+    path = f"{run_dir}/best.safetensors"
+    _rewrite_components(path, lambda _: rows)
+    with pytest.raises(seqgen.CheckpointError) as info:
+        seqgen.Session(entry_points=False).load(path)
+    assert shown in str(info.value) and "rm" not in str(info.value)

@@ -285,3 +285,14 @@ def test_damaged_comparison_directories_are_clear_errors(tmp_path):
         result = CliRunner().invoke(cli, ["compare", "--report-only", str(tmp_path / "cmp")])
         assert result.exit_code == 1
         assert result.stderr.startswith(f"Error: {tmp_path / 'cmp' / 'compare.json'}: {message}")
+
+
+def test_a_sweep_over_a_variable_reaches_the_fields_that_use_it(session):
+    spec = {**copy.deepcopy(SPEC), "vars": {"h": 8}, "name": "v",
+            "sweep": {"grid": {"vars.h": [4, 12]}, "sample_tokens": 2}}
+    spec["model"]["cell"]["hidden_size"] = "${vars.h}"
+    spec["train"]["max_steps"] = 1
+    result = session.compare(spec, out="vars-sweep")
+    sizes = {d.name: json.loads((d / "spec.json").read_text())["model"]["cell"]["hidden_size"]
+             for d in result.out.iterdir() if (d / "spec.json").is_file()}
+    assert sizes == {"h=4": 4, "h=12": 12}

@@ -172,3 +172,86 @@ def test_explain_lists_nested_components(s):
         {"type": "sample", "processors": [{"type": "temperature", "temperature": 0.5}]}]}})
     paths = [c["path"] for c in report["components"]]
     assert "$.generate.strategies[0].processors[0]" in paths
+
+
+def test_an_unclosed_reference_is_an_error_and_the_escape_is_not(s):
+    with pytest.raises(seqgen.SpecError) as info:
+        s.resolve({"extends": "base", "name": "run-${vars.tag"})
+    assert info.value.problems == ["$.name: 'run-${vars.tag' opens a ${ reference it never "
+                                   "closes with } (write $${ for a literal ${)"]
+    assert s.resolve({"extends": "base", "name": "a $${b"})["name"] == "a ${b"
+
+
+def test_a_missing_parent_file_is_reported_at_extends_and_named_by_its_spec(s, tmp_path):
+    child = write(tmp_path / "child.json", {"extends": "gone.json"})
+    with pytest.raises(seqgen.SpecError) as info:
+        s.resolve(str(child))
+    assert str(info.value) == (f"{child}: invalid spec: $.extends: spec file not found: "
+                               f"{tmp_path / 'gone.json'}")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{oops")
+    write(child, {"extends": "broken.json"})
+    with pytest.raises(seqgen.SpecError) as info:   # the parent's own problem names the parent
+        s.resolve(str(child))
+    assert str(info.value).startswith(f"{broken}: invalid spec: malformed JSON at line 1")
+
+
+def test_specs_saved_by_earlier_versions_still_resolve(s):
+    old = {"extends": "base", "train": {
+        "optimizer": {"type": "adam", "lr": 0.01, "weight_decay": 0, "momentum": 0},
+        "schedule": {"type": "constant", "gamma": 0.97, "start_epoch": 10, "step_size": 10,
+                     "warmup_steps": 0, "min_factor": 0.0}}}
+    train = s.resolve(old)["train"]
+    assert train["optimizer"] == {"type": "adam", "lr": 0.01, "weight_decay": 0}
+    assert train["schedule"] == {"type": "constant"}
+    old["train"]["optimizer"]["momentum"] = 0.9       # not what 0.1 wrote: still refused
+    with pytest.raises(seqgen.SpecError, match=r"\$\.train\.optimizer: Additional properties"):
+        s.resolve(old)
+
+
+def test_a_saved_spec_with_a_literal_reference_runs_again_as_it_was(s, tmp_path):
+    from seqgen.spec import spec_text
+    resolved = s.resolve({"extends": "base", "name": "lit-$${env:NOPE}"}, env={})
+    assert resolved["name"] == "lit-${env:NOPE}"
+    saved = tmp_path / "spec.json"
+    saved.write_text(spec_text(resolved))
+    assert s.resolve(str(saved), env={}) == resolved
+
+
+def test_set_extends_rebases_the_spec(s):
+    spec = s.resolve({"extends": "base"}, ["extends=child"])
+    assert spec["model"]["cell"]["hidden_size"] == 32 and "extends" not in spec
+
+
+def test_explain_forgets_what_a_replaced_subtree_said(s, tmp_path):
+    report = s.explain({"extends": "child", "model": {"cell": {"type": "gru"}},
+                        "generate": {"strategies": [{"type": "greedy"}]}})
+    origin = {f["path"]: f["source"] for f in report["fields"]}
+    assert origin["$.model.cell.hidden_size"] == "default"    # child's 32 went with the lstm
+    assert origin["$.generate.strategies[0].type"] == "python"
+
+
+def test_nan_and_placeholders_are_refused_with_their_path(s):
+    with pytest.raises(seqgen.SpecError) as info:
+        s.resolve({"extends": "base", "train": {"clip_norm": float("nan")},
+                   "dataset": {"type": "text", "path": "<required: a corpus>"}},
+                  ["train.optimizer.lr=Infinity"])
+    assert info.value.problems == [
+        "$.dataset.path: still the placeholder '<required: a corpus>': fill it in",
+        "$.train.clip_norm: nan is not a finite number",
+        "$.train.optimizer.lr: inf is not a finite number"]
+
+
+def test_a_preset_is_checked_without_the_users_environment():
+    class EnvPreset:
+        __name__ = "env-preset"
+
+        @hookimpl
+        def register_presets(self, register):
+            register("from-env", {"extends": "quickstart", "name": "${env:SEQGEN_TEST_UNSET}"})
+            register("relative", {"extends": "some.json"})
+    s = seqgen.Session([EnvPreset()], entry_points=False)
+    assert s.registry.has_preset("from-env")
+    assert [f.error for f in s.load_failures] == [
+        "preset 'relative' is invalid: invalid spec: $.extends: preset 'relative' extends the "
+        "relative path 'some.json'; a preset may extend other presets or absolute paths only"]

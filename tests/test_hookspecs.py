@@ -2,6 +2,7 @@
 import inspect
 from pathlib import Path
 
+import pytest
 import torch
 
 import seqgen
@@ -108,3 +109,15 @@ def test_hook_on_event(tiny_spec):
     assert kinds[0] == "start" and kinds[-1] == "end"
     assert "epoch" in kinds and "checkpoint" in kinds
     assert all(sess is s for _, sess in seen)
+
+
+def test_an_on_event_hook_that_raises_stops_the_run_naming_its_plugin(tiny_spec):
+    def explode(self, event, session):
+        if event.kind == "epoch":
+            raise RuntimeError("dashboard down")
+    s = _session_with(on_event=explode)
+    tiny_spec["train"]["epochs"] = 1
+    with pytest.raises(seqgen.PluginError) as info:
+        s.run(tiny_spec, out="run")
+    assert str(info.value) == ("plugin 'p' (distribution direct) failed in on_event('epoch'): "
+                               "RuntimeError: dashboard down")

@@ -272,3 +272,44 @@ def test_a_plugin_that_exits_while_importing_is_a_load_failure(monkeypatch):
     _fake_points(monkeypatch, [FakeEntryPoint("quitter", SystemExit(3), "quit-dist")])
     [failure] = seqgen.Session().load_failures
     assert (failure.name, failure.error) == ("quitter", "SystemExit: 3")
+
+
+def test_names_are_short_plain_words_and_a_wrong_register_call_reads_plainly():
+    s = _session(_plugin("odd", register_strategies=lambda register: (
+        register("x" * 65, Greeter), register("has space", Greeter), register("ok", Greeter))),
+        _plugin("wrong-call", register_presets=lambda register: register()))
+    assert "ok" in s.registry.names("strategy")
+    assert [f.error for f in s.load_failures] == [
+        f"strategy {'x' * 65!r}: invalid name {'x' * 40!r}: up to 64 letters, digits and . _ - "
+        "(starting with a letter or digit)",
+        "strategy 'has space': invalid name 'has space': up to 64 letters, digits and . _ - "
+        "(starting with a letter or digit)",
+        "register_presets raised TypeError: register() missing 2 required positional "
+        "arguments: 'name' and 'spec'"]
+
+
+def test_an_entry_point_that_is_no_plugin_is_a_load_failure(monkeypatch):
+    _fake_points(monkeypatch, [FakeEntryPoint("number", 42, "num-dist")])
+    [failure] = seqgen.Session().load_failures
+    assert failure.error == "int '42' implements no seqgen hook (is the entry point right?)"
+
+
+def test_distribution_names_match_in_any_spelling(monkeypatch):
+    _fake_points(monkeypatch, [FakeEntryPoint("good", WorstPlugin(), "Good_Dist")])
+    for spelling in ("good-dist", "GOOD.dist", "good_dist:good"):
+        monkeypatch.setenv("SEQGEN_PLUGINS", spelling)
+        assert [i.name for i in PluginLoader().infos if i.origin != "builtin"] == ["good"]
+
+
+def test_strict_loading_reports_every_problem_at_once():
+    bad = _plugin("bad", register_strategies=lambda register: (
+        register("greedy", Greeter), register("x y", Greeter)))
+    with pytest.raises(seqgen.PluginError) as info:
+        _session(bad, strict=True)
+    assert str(info.value).splitlines() == [
+        "2 plugin problems (strict plugin loading is on):",
+        "  plugin 'bad' from distribution 'direct': strategy 'x y': invalid name 'x y': up to 64 "
+        "letters, digits and . _ - (starting with a letter or digit)",
+        "  plugin 'bad' from distribution 'direct': duplicate strategy name 'greedy': registered "
+        "by plugin 'seqgen_plugins.strategies' (builtin) and by plugin 'bad' (direct); the "
+        "first keeps it. To override it on purpose, register with replaces='greedy'."]

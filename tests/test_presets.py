@@ -169,3 +169,45 @@ def test_init_to_stdout_pipes_into_run_as_a_real_process(tmp_path):
                          text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "hello-run" / "spec.json").read_text())["train"]["epochs"] == 2
+
+
+def test_plugins_lists_everything_under_strict_loading_then_fails(monkeypatch):
+    from importlib import metadata
+
+    class Point:
+        name, value, dist = "broken", "x:y", type("D", (), {"name": "broken-dist", "version": "1"})
+
+        def load(self):
+            raise ImportError("gone")
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [Point()] if group == "seqgen" else [])
+    monkeypatch.delenv("SEQGEN_PLUGINS")
+    code, out, err = invoke("--strict-plugins", "plugins")
+    assert code == 1 and "seqgen_plugins.cells (seqgen" in out
+    assert "FAILED broken (distribution broken-dist): ImportError: gone" in out
+    assert err.strip().endswith("Error: plugin 'broken' from distribution 'broken-dist' failed "
+                                "to load: ImportError: gone (strict plugin loading is on)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["validate", "hello", "--json"], "--json goes with --explain, and --resolved without it"),
+    (["validate", "hello", "--explain", "--resolved"], "--json goes with --explain"),
+    (["plugins", "new", "cell", "Bad Name"], "is not a valid plugin name"),
+    (["init", "hello", "-o", "."], "is a directory; give a file name"),
+])
+def test_usage_errors_exit_2(args, message):
+    code, _, err = invoke(*args)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_file_system_refusal_is_an_error_not_a_bug(tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, _, err = invoke("init", "hello", "-o", str(tmp_path / "file" / "spec.json"))
+    assert code == 1 and "this is a bug" not in err and str(tmp_path / "file") in err
+
+
+def test_an_extends_chain_has_a_depth_limit(tmp_path):
+    for i in range(70):
+        (tmp_path / f"s{i}.json").write_text(json.dumps({"extends": f"s{i + 1}.json"}))
+    (tmp_path / "s70.json").write_text(json.dumps({"extends": "hello"}))
+    code, _, err = invoke("validate", str(tmp_path / "s0.json"))
+    assert code == 2 and "$.extends: a chain of more than 64 specs" in err

@@ -9,10 +9,19 @@ EVENT_KINDS = ["start", "epoch_start", "step", "log", "eval", "epoch", "early_st
                "checkpoint", "interrupted", "generated", "plot", "end", "warning"]
 
 
+# Files of the run directory that a logger must not write into.
+RESERVED = ["spec.json", "metrics.jsonl", "samples.json", "plot.png", "last.safetensors",
+            "best.safetensors"]
+# Relative, inside the run directory: no leading "/", no ".." part, no NUL.
+INSIDE = r"^(?!/)(?!(.*/)?\.\.(/|$))[^\x00]+$"
+
+
 def _schema(path: str, events: list[str]) -> dict:
     return {"type": "object", "properties": {
-        "path": {"type": "string", "minLength": 1, "default": path,
-                 "description": "File to append to, relative to the run directory."},
+        "path": {"type": "string", "minLength": 1, "default": path, "pattern": INSIDE,
+                 "not": {"enum": RESERVED},
+                 "description": "File to append to, relative to the run directory (not one "
+                                "of the files seqgen itself writes there)."},
         "events": {"type": "array", "uniqueItems": True, "items": {"enum": EVENT_KINDS},
                    "default": events, "description": "Event kinds to write."}}}
 
