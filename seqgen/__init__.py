@@ -16,6 +16,7 @@ from .processors import History, LogitsProcessor
 from .loggers import Logger
 from . import options
 from .text_io import read_text
+from .paths import open_append
 from .state import State, detach_state, map_state, select_batch
 from .api import Session
 from .runner import RunResult
@@ -32,7 +33,7 @@ __all__ = [
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
-    "History", "LogitsProcessor", "Preset", "Logger", "options",
+    "History", "LogitsProcessor", "Preset", "Logger", "options", "open_append",
 ]
 
 

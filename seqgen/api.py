@@ -16,12 +16,15 @@ from .atomic import write_text
 from .components import KIND_BY_NAME, Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event
+from .interrupt import check, stop_on_signals
+from .lock import RunLock, check_free
 from .model import LanguageModel, embedding_size, make_embedding
 from .plugins import PluginLoader
 from .compose import Composed, Origin, compose, is_path, leaves
 from .spec import (all_components, component_slots, composed_schema, load_spec_file,
-                   parse_spec, resolve, resolve_component, spec_text, value_problems)
-from .runner import SPEC_FILE, Run, RunResult
+                   decode_spec, parse_spec, resolve, resolve_component, spec_text, value_problems)
+from .runner import SAMPLES_FILE, SPEC_FILE, Run, RunResult
+from .budget import check_run as check_memory
 from .strategy import Strategy
 
 if TYPE_CHECKING:
@@ -150,10 +153,15 @@ class Session:
             return spec, Origin("python"), Path.cwd()
         text, path = str(spec), Path(spec)
         if text == STDIN:
-            return parse_spec(sys.stdin.read(), "<stdin>"), Origin("stdin"), Path.cwd()
-        if not path.is_file() and self.registry.has_preset(text) and not is_path(text, Path.cwd()):
+            stdin = getattr(sys.stdin, "buffer", None)
+            data = stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8",
+                                                                                  "surrogateescape")
+            return (parse_spec(decode_spec(data, "<stdin>"), "<stdin>"), Origin("stdin"),
+                    Path.cwd())
+        looks_like_path = is_path(text, Path.cwd())
+        if not looks_like_path and self.registry.has_preset(text):
             return {"extends": text}, Origin("python"), Path.cwd()  # adds no fields itself
-        if not path.exists() and not is_path(text, Path.cwd()):
+        if not looks_like_path:
             raise SpecError([f"{text}: no such spec file or preset. "
                              f"{self.registry.preset_choices(text)}"])
         return load_spec_file(path), Origin("file", text), path.parent
@@ -222,42 +230,74 @@ class Session:
         """Train, evaluate, save and generate, as the spec says. Returns a RunResult.
 
         The run directory is created only once the data is read and every component is
-        built, so a spec that cannot run leaves nothing behind."""
-        run = Run(self, self.resolve(spec, overrides), self.emitter(emit))
-        run.create(out)
-        return run.execute()
+        built, so a spec that cannot run leaves nothing behind. It is locked while the run
+        lasts: a directory another process trains in is refused (RunInUse, naming it).
+        A first SIGINT/SIGTERM before training starts stops before anything is written
+        (Interrupted); during training, after the current step, with a checkpoint."""
+        spec = self.resolve(spec, overrides)
+        check_memory(spec)                          # seqgen/budget.py: refuse what cannot fit
+        if (out or spec["out"]) is not None:
+            check_free(out or spec["out"])        # refuse at once, not after loading data
+        with stop_on_signals() as stop:
+            run = Run(self, spec, self.emitter(emit))
+            check(stop, "interrupted before training started; nothing was written")
+            try:
+                run.create(out)
+                return run.execute()
+            finally:
+                run.release()
 
     def resume(self, run_dir: str | Path, overrides: Iterable[str] = (),
                emit: Emit | None = None) -> RunResult:
         """Continue an interrupted run from its last.safetensors (overrides may extend it,
-        e.g. train.epochs=20). The continued run ends exactly as an uninterrupted one."""
+        e.g. train.epochs=20). The continued run ends exactly as an uninterrupted one.
+
+        A run stopped before its first checkpoint (killed while starting or in its first
+        epoch) starts again from the beginning with its spec.json, saying so in a
+        "warning" event. The directory is locked from the start (RunInUse if another
+        process trains in it); a signal before training resumes changes nothing in it."""
         run_dir = Path(run_dir)
         spec_path = run_dir / SPEC_FILE
         if not spec_path.is_file():
             raise CheckpointError(f"{run_dir}: not a run directory ({SPEC_FILE} not found)")
-        if not (run_dir / ckpt.LAST_FILE).is_file():
-            raise CheckpointError(f"{run_dir}: nothing to resume ({ckpt.LAST_FILE} not found: "
-                                  f"the run stopped before its first checkpoint)")
-        stored = self.resolve(spec_path)
-        spec = self.resolve(stored, overrides)
-        changed = [p for p in changed_paths(stored, spec) if p.split(".")[1] not in RESUMABLE]
-        if changed:
-            raise SpecError([f"{p}: cannot change when resuming (only "
-                             f"{', '.join(RESUMABLE)} can); start a new run with --out instead"
-                             for p in changed])
-        state = ckpt.load(run_dir / ckpt.LAST_FILE).state
-        epoch, step = state.get("epoch", 0), state.get("step", 0)
-        if epoch >= spec["train"]["epochs"] or (
-                spec["train"]["max_steps"] and step >= spec["train"]["max_steps"]):
-            raise TrainingError(f"{run_dir}: the run already finished ({epoch} epochs, "
-                                f"{step} steps). To train longer: seqgen run --resume "
-                                f"{run_dir} --set train.epochs={epoch + 10}")
-        run = Run(self, spec, self.emitter(emit))
-        run.restore(run_dir)
-        run.trim_metrics()
-        if list(overrides):
-            write_text(spec_path, spec_text(spec))
-        return run.execute()
+        with RunLock(run_dir), stop_on_signals() as stop:
+            stored = self.resolve(spec_path)
+            spec = self.resolve(stored, overrides)
+            check_memory(spec)                      # seqgen/budget.py: refuse what cannot fit
+            changed = [p for p in changed_paths(stored, spec)
+                       if p.split(".")[1] not in RESUMABLE]
+            if changed:
+                raise SpecError([f"{p}: cannot change when resuming (only "
+                                 f"{', '.join(RESUMABLE)} can); start a new run with --out "
+                                 f"instead" for p in changed])
+            started = (run_dir / ckpt.LAST_FILE).is_file()
+            trained = False      # training done, but the run stopped before its samples
+            if started:
+                state = ckpt.load(run_dir / ckpt.LAST_FILE).state
+                epoch, step = state.get("epoch", 0), state.get("step", 0)
+                trained = epoch >= spec["train"]["epochs"] or bool(
+                    spec["train"]["max_steps"] and step >= spec["train"]["max_steps"])
+                if trained and (run_dir / SAMPLES_FILE).is_file():
+                    raise TrainingError(f"{run_dir}: the run already finished ({epoch} epochs, "
+                                        f"{step} steps). To train longer: seqgen run --resume "
+                                        f"{run_dir} --set train.epochs={epoch + 10}")
+            run = Run(self, spec, self.emitter(emit))
+            check(stop, f"interrupted before training resumed; {run_dir} is unchanged "
+                        f"(continue it with: seqgen run --resume {run_dir})")
+            try:
+                if started:
+                    run.restore(run_dir)
+                else:
+                    run.restart(run_dir)
+                if trained:
+                    run.notes.append(f"{run_dir}: training had finished, but the run stopped "
+                                     f"before its end; writing its samples and plot")
+                run.trim_metrics()
+                if list(overrides):
+                    write_text(spec_path, spec_text(spec))
+                return run.execute()
+            finally:
+                run.release()
 
     def compare(self, spec: dict | str | Path | None, overrides: Iterable[str] = (),
                 out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,

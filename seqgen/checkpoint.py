@@ -5,11 +5,14 @@ A checkpoint is one .safetensors file. Tensors are the model's state_dict under
 The header metadata (str -> str) holds JSON: the resolved spec, the vocabulary, the task,
 the versions that wrote it, the plugin and distribution behind every component the spec
 names, and any scalar training state. Loading reads only tensors and
-JSON, so a checkpoint from a stranger can never run code.
+JSON, so a checkpoint from a stranger can never run code; it checks that JSON against its
+schemas (checkpoint_schema.py) and every tensor for NaN, so damage is one CheckpointError
+naming the file and the field, whoever loads it.
 """
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,9 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import atomic_path
+from .checkpoint_schema import parse_metadata
 from .errors import CheckpointError
+from .paths import kind_of
 from .vocab import Vocab
 
 FORMAT = "seqgen-checkpoint"
@@ -84,7 +89,13 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Checkpoint:
+    """Read and check a checkpoint: every metadata field against its schema
+    (checkpoint_schema.py), every tensor finite. Damage is one CheckpointError naming the
+    file and the field or tensor."""
     path = resolve_path(path)
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):        # a FIFO would block the reader forever
+        raise CheckpointError(f"{path}: is {kind_of(mode)}, not a checkpoint file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -94,11 +105,20 @@ def load(path: str | Path) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seqgen checkpoint (metadata 'format' is "
                               f"{meta.get('format')!r}, expected {FORMAT!r})")
-    try:
-        return Checkpoint(spec=json.loads(meta["spec"]), vocab=Vocab.from_json(meta["vocab"]),
-                          task=meta["task"], tensors=tensors,
-                          state=json.loads(meta.get("state", "{}")),
-                          versions=json.loads(meta.get("versions", "{}")),
-                          components=json.loads(meta.get("components", "[]")))
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(e).__name__}: {e})") from e
+    values, problems = parse_metadata(meta)
+    if not problems:
+        try:
+            vocab = Vocab.from_dict(values["vocab"])
+        except ValueError as e:          # what the schema cannot say (canonical order)
+            problems.append(f"metadata 'vocab': {e}")
+    if problems:
+        raise CheckpointError(f"{path}: " + "; ".join(problems))
+    for name, t in tensors.items():      # NaN weights would otherwise generate silently
+        if (t.is_floating_point() or t.is_complex()) and not torch.isfinite(t).all():
+            bad = t.numel() - int(torch.isfinite(t).sum())
+            raise CheckpointError(f"{path}: tensor {name!r} holds {bad} NaN or infinite "
+                                  f"value(s) of {t.numel()}: the file is damaged, or was "
+                                  f"saved after training diverged")
+    return Checkpoint(spec=values["spec"], vocab=vocab, task=values["task"], tensors=tensors,
+                      state=values["state"], versions=values["versions"],
+                      components=values["components"])

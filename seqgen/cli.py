@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 
@@ -37,8 +38,15 @@ def handle_errors(fn):
             if debug:
                 traceback.print_exc()
             raise Failure(str(e), e.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:  # Ctrl-C outside a run, or a second one: out now, cleanly
+            if debug:
+                traceback.print_exc()
+            raise Failure("interrupted", 130) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:   # `seqgen generate ... | head -c 1`: the reader is gone
+            silence_stdout()
+            raise click.exceptions.Exit(BROKEN_PIPE) from None
         except OSError as e:   # the file system said no: say what and where, not "a bug"
             if debug:
                 traceback.print_exc()
@@ -105,11 +113,24 @@ def run(ctx, spec, overrides, out, resume):
         raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
     session = make_session(ctx)
     printer = Printer()
+    started = {}
+
+    def show(event):
+        if event.kind == "start":
+            started.update(event.data)
+        printer(event)
+
     try:
         if resume:
-            result = session.resume(resume, overrides, emit=printer)
+            result = session.resume(resume, overrides, emit=show)
         else:
-            result = session.run(spec, overrides, out=out, emit=printer)
+            result = session.run(spec, overrides, out=out, emit=show)
+    except KeyboardInterrupt:      # a second Ctrl-C: stopped at once, without saving
+        if not started:
+            raise
+        raise Failure(f"interrupted: stopped at once, without saving; continue from the "
+                      f"last checkpoint with: seqgen run --resume {started['run_dir']}",
+                      130) from None
     finally:
         printer.close()
     if result.interrupted:
@@ -424,8 +445,35 @@ def eval_(ctx, checkpoint, text_file, as_json):
                    f"perplexity {result['perplexity']:.3f}")
 
 
+# A reader that closes standard output early (`seqgen generate ... | head -c 1`) ends the
+# command quietly with 141 = 128 + SIGPIPE, what a shell reports for `cat` or `yes` in
+# its place: no message, no traceback, no "Exception ignored" at exit.
+BROKEN_PIPE = 141
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device, so that what is still buffered for the
+    closed pipe (flushed at exit) goes nowhere instead of raising again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):     # not a real file (e.g. CliRunner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv=None) -> None:
-    cli.main(args=argv, prog_name="seqgen")
+    try:
+        try:
+            cli.main(args=argv, prog_name="seqgen")
+        finally:
+            sys.stdout.flush()       # a broken pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        silence_stdout()
+        sys.exit(BROKEN_PIPE)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from . import checkpoint as ckpt
-from .atomic import write_text
+from .atomic import remove_temp_files, write_text
 from .errors import SeqgenError, SpecError, TrainingError
 from .events import Emit, Event, ignore
-from .interrupt import stop_on_signals
+from .interrupt import Interrupted, stop_on_signals
+from .paths import check_output_dir
 from .report import Report, write_report
-from .runner import METRICS_FILE, SAMPLES_FILE, SPEC_FILE, RunResult
+from .runner import SAMPLES_FILE, SPEC_FILE, RunResult
 from .spec import load_spec_file
 from .sweep import Variant, expand
 
@@ -71,10 +72,18 @@ def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str
     spec = session.compose(spec, overrides, interpolating=False).spec
     if sweep is not None and not isinstance(sweep, dict):
         sweep = load_spec_file(sweep)
+    if sweep is None and "sweep" not in spec:
+        raise SpecError(["$.sweep: missing; compare runs the variants a sweep names. Add "
+                         "one to the spec, e.g. \"sweep\": {\"grid\": {\"model.cell.type\": "
+                         "[\"rnn\", \"gru\", \"lstm\"]}} (or \"sweep\": {} to compare "
+                         "the spec's generate.strategies alone), or give one with --sweep "
+                         "FILE"], source=source)
     plan = expand(session, spec, sweep, source)
     out = Path(out) if out is not None else default_out(plan.name)
+    check_output_dir(out, MANIFEST, "--out")   # new, empty, or a comparison to continue
     todo = plan_actions(plan.variants, out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(out)                     # what a kill mid-write left (variants: theirs)
     manifest = plan.manifest()
     write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     emit = emit or ignore
@@ -175,11 +184,8 @@ def differences(a, b, path: str = "$") -> list[str]:
 
 
 def execute(session: "Session", spec: dict, run_dir: Path, what: str, emit: Emit) -> RunResult:
-    if what == "resume":
+    if what in ("resume", "restart"):   # restart: resume starts it again, under its lock
         return session.resume(run_dir, emit=emit)
-    if what == "restart":    # only what a run writes before its first checkpoint
-        for name in (SPEC_FILE, METRICS_FILE, ckpt.BEST_FILE):
-            (run_dir / name).unlink(missing_ok=True)
     return session.run(spec, out=run_dir, emit=emit)
 
 
@@ -196,22 +202,11 @@ def finished(emit: Emit, name: str, stopped: str, step: int) -> tuple[str, str] 
 
 
 # -- running ------------------------------------------------------------------------------
-# The trainer turns a signal during training into a clean stop at the next step. The sweep
-# listens around the runs too: a signal while a run loads its data is passed on as soon
-# as training listens (the run stops after one step, resumable), and one while a run
-# samples lets that run finish; either way no further variant starts.
-def relay(stop, emit: Emit) -> Emit:
-    sent = False
-
-    def send(event: Event) -> None:
-        nonlocal sent
-        if stop and not sent and event.kind == "epoch_start":   # inside the trainer's guard
-            sent = True
-            os.kill(os.getpid(), getattr(signal, stop.signal))
-        emit(event)
-    return send
-
-
+# The sweep listens for signals around its runs, and each run (its start-up and its
+# trainer) shares that guard (seqgen/interrupt.py): a signal while a run starts stops it
+# before it writes anything (Interrupted), one while it trains stops it at the next step
+# with a checkpoint, one while it samples lets it finish; either way no further variant
+# starts.
 def run_sequential(session: "Session", todo: list, emit: Emit) -> tuple | None:
     with stop_on_signals() as stop:
         for i, (variant, run_dir, what) in enumerate(todo):
@@ -220,7 +215,10 @@ def run_sequential(session: "Session", todo: list, emit: Emit) -> tuple | None:
             announce(emit, i, todo)
             if what == "skip":
                 continue
-            result = execute(session, variant.spec, run_dir, what, relay(stop, emit))
+            try:
+                result = execute(session, variant.spec, run_dir, what, emit)
+            except Interrupted as e:
+                return e.signal, variant.name
             if interrupted := finished(emit, variant.name, result.train.stopped,
                                        result.train.step):
                 return interrupted
@@ -267,6 +265,9 @@ def init_worker(threads: int) -> None:
 
 def work(spec: dict, run_dir: str, what: str) -> tuple[str, int]:
     from .api import Session
-    with stop_on_signals() as stop:
-        result = execute(Session(), spec, Path(run_dir), what, relay(stop, ignore))
+    with stop_on_signals():
+        try:
+            result = execute(Session(), spec, Path(run_dir), what, ignore)
+        except Interrupted as e:
+            return f"interrupted:{e.signal}", 0
     return result.train.stopped, result.train.step

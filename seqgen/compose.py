@@ -26,7 +26,7 @@ from .errors import SpecError, UnknownComponentError
 from .interpolate import interpolate
 from .legacy import drop_ignored_defaults
 from .registry import Registry
-from .spec import apply_overrides, load_spec_file, parse_override
+from .spec import MAX_NESTING, apply_overrides, check_nesting, load_spec_file, parse_override
 
 COMMENT_KEY = "$comment"
 MAX_DEPTH = 64          # specs in one extends chain
@@ -99,7 +99,13 @@ def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
         raise SpecError(problems)
     merged.pop("extends", None)            # only --set can bring one back this late
     drop_ignored_defaults(merged, registry)
-    return Composed(interpolate(merged, env) if interpolating else merged, origins, layers.needs)
+    try:
+        spec = interpolate(merged, env) if interpolating else merged
+    except RecursionError:   # variables inside variables, or an env value, nested too deep
+        raise SpecError([f"$: with its variables interpolated, the spec nests objects and "
+                         f"arrays more than {MAX_NESTING} levels deep"]) from None
+    check_nesting(spec)      # (spec.py) an interpolated value may nest deeper than its source
+    return Composed(spec, origins, layers.needs)
 
 
 def compose_preset(name: str, registry: Registry) -> Composed:
@@ -123,6 +129,7 @@ def _expand(spec: Any, registry: Registry, origin: Origin, base_dir: Path,
             chain: list[str]) -> Composed:
     if not isinstance(spec, dict):
         raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"])
+    check_nesting(spec)      # (spec.py) before any recursive walk of a Python dict or preset
     own = strip_comments(spec)
     own.pop(SCHEMA_KEY, None)   # an editor's link, relative to where the file was
     ref = own.pop("extends", None)
@@ -146,7 +153,10 @@ def _parent(ref: Any, registry: Registry, base_dir: Path, chain: list[str],
         raise SpecError([f"$.extends: preset {child.name!r} extends the relative path {ref!r}; "
                          f"a preset may extend other presets or absolute paths only"])
     if is_path(ref, base_dir):
-        path = (base_dir / ref).resolve()
+        try:
+            path = (base_dir / ref).resolve()
+        except (OSError, ValueError, UnicodeError) as e:   # NUL, a lone surrogate, ...
+            raise SpecError([f"$.extends: {ref!r} cannot name a file: {e}"]) from None
         origin = Origin("file", str(path))
         _check_cycle(chain, origin)
         try:
@@ -170,7 +180,12 @@ def _parent(ref: Any, registry: Registry, base_dir: Path, chain: list[str],
 def is_path(ref: str, base_dir: Path) -> bool:
     """A reference is a file path when it looks like one (a separator, or .json) or a
     file of that name exists; otherwise it names a preset."""
-    return "/" in ref or "\\" in ref or ref.endswith(".json") or (base_dir / ref).is_file()
+    if "/" in ref or "\\" in ref or ref.endswith(".json"):
+        return True
+    try:
+        return (base_dir / ref).is_file()
+    except (OSError, ValueError):      # a name no file can have (NUL, too long): a preset's
+        return False
 
 
 def _label(origin: Origin) -> str:

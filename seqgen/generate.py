@@ -154,6 +154,24 @@ class TextGenerator:
                 raise GenerationError(f"prompt {i + 1} ({prompt!r}): {e}") from None
         return encoded
 
+    def prompt_problems(self, prompts: list[str], on_unknown: str) -> list[tuple[int | None, str]]:
+        """What generating from these prompts would refuse, found without generating (a
+        run checks its prompts before training): (index, problem) for a prompt holding
+        tokens outside the vocabulary (on_unknown "error", or "unk" without <unk>) or
+        empty where the vocabulary has no start token; (None, problem) for no prompts."""
+        if self.task in CAUSAL_TASKS and not prompts:
+            return [(None, "no prompts to continue (give at least one, \"\" is fine)")]
+        problems = []
+        for i, prompt in enumerate(prompts):
+            try:
+                ids = self.vocab.encode(prompt, on_unknown=on_unknown)
+                if self.task in CAUSAL_TASKS and (ids.numel() == 0 or self.task == "lines"
+                                                  and self.vocab.bos_id is not None):
+                    start_token(self.vocab)
+            except GenerationError as e:
+                problems.append((i, str(e)))
+        return problems
+
     def map(self, inputs: list[str], on_unknown: str) -> list[Sample]:
         """Aligned tasks: the most likely target at every input position."""
         out = []

@@ -27,7 +27,8 @@ from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
 from .missing import believable, missing_message
-from .spec import resolve_model
+from .budget import check_generation
+from .spec import check_arguments, resolve_model
 from .vocab import Vocab
 
 if TYPE_CHECKING:
@@ -122,8 +123,13 @@ class LoadedModel:
         on_unknown: prompt characters outside the vocabulary: "error", "skip" or "unk".
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        return self.generator.generate(prompts, self.strategy(strategy), max_new_tokens,
-                                       num_samples, seed, on_unknown, stop=stop,
+        args = check_arguments(prompts=prompts, max_new_tokens=max_new_tokens,
+                               num_samples=num_samples, seed=seed, on_unknown=on_unknown)
+        chosen = self.strategy(strategy)
+        check_generation(self.model, len(self.vocab), args["prompts"], args["num_samples"],
+                         args["max_new_tokens"], chosen)
+        return self.generator.generate(args["prompts"], chosen, args["max_new_tokens"],
+                                       args["num_samples"], args["seed"], on_unknown, stop=stop,
                                        warn=warn_user(sys._getframe(1)))
 
     def stream(self, prompt: str = "", strategy: dict | str | Strategy = "greedy",
@@ -131,7 +137,12 @@ class LoadedModel:
                stop: list[str] | str = ()) -> Iterator[str]:
         """One sample's text, piece by piece as it is generated; "".join(pieces) equals
         generate(prompt, ...)[0].text for the same arguments and seed."""
-        return self.generator.stream(prompt, self.strategy(strategy), max_new_tokens, seed,
+        args = check_arguments(prompts=[prompt], max_new_tokens=max_new_tokens, seed=seed,
+                               on_unknown=on_unknown)
+        chosen = self.strategy(strategy)
+        check_generation(self.model, len(self.vocab), args["prompts"], 1,
+                         args["max_new_tokens"], chosen)
+        return self.generator.stream(prompt, chosen, args["max_new_tokens"], args["seed"],
                                      on_unknown, stop=stop, warn=warn_user(sys._getframe(1)))
 
     def score(self, text: str, on_unknown: str = "error") -> dict:

@@ -118,21 +118,30 @@ NUM_STEPS = {
 STREAM_OPTIONS = {"batch_size": BATCH_SIZE, "num_steps": NUM_STEPS}
 
 # -- strategies: factory(**options) -----------------------------------------------------------
+# Bounds that keep float32 logits finite: they are divided by a temperature and by (or
+# multiplied by) a repetition penalty; past these, one logit can overflow to inf, and
+# softmax then gives NaN. A probability below MIN_P would round to 0 in float32.
+MIN_TEMPERATURE = 1e-4
+PENALTY_RANGE = (1e-4, 10_000)
+MIN_P = 1e-6
 TEMPERATURE = {
     "type": "number", "minimum": 0, "default": 1.0,
-    "description": "Divide logits by this before sampling; 0 means greedy.",
+    "not": {"exclusiveMinimum": 0, "exclusiveMaximum": MIN_TEMPERATURE},
+    "description": f"Divide logits by this before sampling; 0 means greedy. Otherwise at "
+                   f"least {MIN_TEMPERATURE:g} (below that, logits overflow float32).",
 }
 TOP_K = {
     "type": ["integer", "null"], "minimum": 1, "default": None,
     "description": "Keep only the k most likely tokens (applied after temperature).",
 }
 TOP_P = {
-    "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": None,
+    "type": ["number", "null"], "minimum": MIN_P, "maximum": 1, "default": None,
     "description": "Keep the smallest set of tokens whose probability reaches p "
                    "(applied after top-k).",
 }
 REPETITION_PENALTY = {
-    "type": "number", "exclusiveMinimum": 0, "default": 1.0,
+    "type": "number", "minimum": PENALTY_RANGE[0], "maximum": PENALTY_RANGE[1],
+    "default": 1.0,
     "description": "CTRL-style, applied first: logits of tokens already in the prompt or "
                    "output are divided by this when positive, multiplied when negative "
                    "(> 1 discourages repeats; 1 is off).",
@@ -168,5 +177,5 @@ __all__ = [
     "NONLINEARITY", "CELL_OPTIONS", "PATH", "PATHS", "LEVEL", "PATTERN", "MIN_FREQ",
     "LOWERCASE", "PATH_OPTIONS", "LEVEL_OPTIONS", "valid_fraction_option", "BATCH_SIZE",
     "NUM_STEPS", "STREAM_OPTIONS", "TEMPERATURE", "TOP_K", "TOP_P", "REPETITION_PENALTY",
-    "options_schema",
+    "MIN_TEMPERATURE", "PENALTY_RANGE", "MIN_P", "options_schema",
 ]

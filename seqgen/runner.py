@@ -31,6 +31,7 @@ from .errors import CheckpointError, PluginError, SeqgenError, SpecError, Traini
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
 from .loggers import Logger
+from .lock import RunLock
 from .spec import bidirectional_problem, spec_text
 from .train import Progress, Trainer
 
@@ -70,7 +71,10 @@ class Run:
         self.train_strategy = session.build("strategy", spec["train"]["strategy"])
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
         self.generator = TextGenerator(self.model, self.dataset.vocab, self.dataset.task)
+        self._check_prompts()                      # now, not after hours of training
         self.run_dir: Path | None = None
+        self.lock: RunLock | None = None           # held from create() to release()
+        self.notes: list[str] = []                 # warnings to show once the run starts
         self.trainer = Trainer.from_spec(session, self.model, self.sampler, self.train_strategy,
                                          spec["train"], self.device, spec["seed"],
                                          valid=self.dataset.valid, emit=self._record,
@@ -78,13 +82,39 @@ class Run:
 
     # -- the run directory ----------------------------------------------------------------------
     def create(self, out) -> None:
+        """Make the run directory and lock it (RunInUse while another process trains
+        there) before writing anything in it; release() unlocks."""
         self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"])
+        self.lock = RunLock(self.run_dir).acquire()
+        if (self.run_dir / SPEC_FILE).exists():  # a run began here since prepare_run_dir looked
+            raise SpecError([f"$.out: {self.run_dir} already holds a run ({SPEC_FILE} exists); "
+                             f"choose another directory with --out, or continue it with "
+                             f"--resume"])
         self._open_loggers()
         write_text(self.run_dir / SPEC_FILE, spec_text(self.spec))
+
+    def release(self) -> None:
+        """Close the loggers if execute() did not, and unlock the run directory (the
+        process ending unlocks it too)."""
+        self.closing.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def restart(self, run_dir: Path) -> None:
+        """Resuming a run that stopped before its first checkpoint: train it again from
+        the beginning in the same directory (the caller holds its lock)."""
+        self.run_dir = run_dir
+        remove_temp_files(run_dir)            # a killed writer's; the caller holds the lock
+        (run_dir / ckpt.BEST_FILE).unlink(missing_ok=True)   # from the attempt: no state
+        self.notes.append(f"{run_dir}: the run stopped before its first checkpoint (no "
+                          f"{ckpt.LAST_FILE}); training it again from the beginning with "
+                          f"its {SPEC_FILE}")
+        self._open_loggers()
 
     def restore(self, run_dir: Path) -> None:
         """Load last.safetensors into the model and trainer; drop metrics written after it."""
         self.run_dir = run_dir
+        remove_temp_files(run_dir)            # a killed writer's; the caller holds the lock
         c = ckpt.load(run_dir / ckpt.LAST_FILE)
         if (difference := c.vocab.difference(self.dataset.vocab)) is not None:
             raise CheckpointError(f"{run_dir}: the data's vocabulary differs from the "
@@ -94,9 +124,21 @@ class Run:
         except RuntimeError as e:
             raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: weights do not fit the "
                                   f"model: {ckpt.first_detail(e)}") from e
-        if "trainer" not in c.state:
-            raise CheckpointError(f"{run_dir / ckpt.LAST_FILE}: holds no training state to resume")
-        self.trainer.load_training_state(c.tensors, c.state["trainer"])
+        last, state = run_dir / ckpt.LAST_FILE, c.state.get("trainer")
+        if state is None:
+            raise CheckpointError(f"{last}: holds no training state to resume")
+        from .trainstate import tensor_problems   # ckpt.load checked the JSON; now tensors
+        if problems := tensor_problems(c.tensors, state):
+            raise CheckpointError(f"{last}: " + "; ".join(problems))
+        try:
+            self.trainer.load_training_state(c.tensors, state)
+        except KeyError as e:                      # a tensor no metadata names (RNG states)
+            raise CheckpointError(f"{last}: the training state cannot be restored: tensor "
+                                  f"{e.args[0]!r} is missing") from e
+        except (ValueError, TypeError, RuntimeError, IndexError) as e:
+            detail = (str(e).strip() or type(e).__name__).splitlines()[0]
+            raise CheckpointError(f"{last}: the training state cannot be restored: "
+                                  f"{detail}") from e
         self._open_loggers()
 
     def _open_loggers(self) -> None:
@@ -109,11 +151,23 @@ class Run:
             self.closing = stack.pop_all()
 
     def trim_metrics(self) -> None:
-        """Drop metrics written after the restored checkpoint (a crash between the two)."""
+        """Drop metrics written after the restored checkpoint (a crash between the two).
+        A line without an integer 'step' cannot be placed: refused with its number."""
         metrics = self.run_dir / METRICS_FILE
-        if metrics.exists():
-            kept = [r for r in read_json_lines(metrics) if r["step"] <= self.trainer.progress.step]
-            write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
+        if not metrics.exists():
+            return
+        records = read_json_lines(metrics)         # a torn last line is dropped
+        numbers = [n for n, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1)
+                   if line.strip()]                # the line each record came from
+        for number, record in zip(numbers, records):
+            step = record.get("step") if isinstance(record, dict) else None
+            if not isinstance(step, int) or isinstance(step, bool):
+                self.closing.close()               # the loggers restore() opened
+                raise SeqgenError(f"{metrics}: line {number} has no integer 'step', so it "
+                                  f"cannot be matched to the checkpoint: fix or remove that "
+                                  f"line, then resume again")
+        kept = [r for r in records if r["step"] <= self.trainer.progress.step]
+        write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def _save(self, kind: str, trainer: Trainer) -> None:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -161,6 +215,18 @@ class Run:
                                        "text": self.dataset.vocab.continuation(s.prompt, s.text)}))
         self.model.train()
 
+    def _check_prompts(self) -> None:
+        """The prompts generation will use (at the end, and every train.sample_every
+        epochs) must fit the data's vocabulary: refuse them before anything is written."""
+        gen = self.spec["generate"]
+        if not (gen["strategies"] or self.spec["train"]["sample_every"] and gen["prompts"]):
+            return                                 # nothing will generate from them
+        problems = self.generator.prompt_problems(gen["prompts"], gen["on_unknown"])
+        if problems:
+            raise SpecError([f"$.generate.prompts: {p}" if i is None else
+                             f"$.generate.prompts[{i}] ({gen['prompts'][i]!r}): {p}"
+                             for i, p in problems])
+
     # -- running ------------------------------------------------------------------------------
     def execute(self) -> RunResult:
         with self.closing:
@@ -168,6 +234,8 @@ class Run:
 
     def _execute(self) -> RunResult:
         self._announce()
+        for note in self.notes:
+            self.emit(Event("warning", {"message": note}))
         progress = self.trainer.fit()
         result = RunResult(self.run_dir, self.spec, self.model.num_parameters(), progress,
                            checkpoint=self.run_dir / ckpt.LAST_FILE)
@@ -228,23 +296,36 @@ class Run:
 
 
 def prepare_run_dir(out, name: str) -> Path:
-    """The run directory: `out`, or runs/<name>-<timestamp>. Never reuses a finished run."""
+    """The run directory: `out`, or runs/<name>-<timestamp>. Never reuses a finished run,
+    and never writes into a directory seqgen did not make (seqgen/paths.py has the path
+    policy). Removes the temporary files a killed writer left there."""
     import time
+
+    from .lock import check_free
+    from .paths import check_output_dir, dir_name
     if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir, n = Path("runs") / f"{name}-{stamp}", 1
+        stamp, base = time.strftime("%Y%m%d-%H%M%S"), dir_name(name)
+        run_dir, n = Path("runs") / f"{base}-{stamp}", 1
         while run_dir.exists():
             n += 1
-            run_dir = Path("runs") / f"{name}-{stamp}-{n}"
+            run_dir = Path("runs") / f"{base}-{stamp}-{n}"
     else:
-        run_dir = Path(out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise SpecError([f"$.out: {run_dir} exists and is not a directory"])
+        run_dir = check_output_dir(out, SPEC_FILE)     # absent, empty, or a run directory
     if (run_dir / SPEC_FILE).exists():
         raise SpecError([f"$.out: {run_dir} already holds a run ({SPEC_FILE} exists); choose "
                          f"another directory with --out, or continue it with --resume"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_free(run_dir)                    # a live writer's temporary files are not stale
+    remove_temp_files(run_dir)
     return run_dir
+
+
+def remove_temp_files(run_dir: Path) -> None:
+    """Remove what a kill during an atomic write left in a run directory (and in its
+    checkpoints/): only atomic_path's own ".NAME.xxxxxxxx.tmp" files."""
+    from .atomic import remove_temp_files as remove
+    remove(run_dir)
+    remove(run_dir / "checkpoints")
 
 
 def pick_device(name: str) -> torch.device:

@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+import stat
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +22,7 @@ from jsonschema import Draft202012Validator
 from .components import PLURAL, Component
 from .data import CAUSAL_TASKS
 from .errors import SpecError
+from .paths import kind_of
 from .interpolate import escape
 from .registry import Registry
 
@@ -38,14 +40,26 @@ def load_spec_file(path: str | Path) -> dict:
     """Read a spec; malformed JSON is reported with its line and column."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError([f"{path} is a directory, not a spec file"])
+        if not stat.S_ISREG(mode):    # a FIFO would block, /dev/zero never end
+            raise SpecError([f"{path} is {kind_of(mode)}, not a spec file"])
+        text = path.read_bytes()
     except FileNotFoundError:
         raise SpecError([f"spec file not found: {path}"]) from None
-    except IsADirectoryError:
-        raise SpecError([f"{path} is a directory, not a spec file"]) from None
+    except (OSError, ValueError, UnicodeError) as e:   # too long, NUL, unencodable, EIO...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise SpecError([f"cannot read spec file {str(path)[:200]!r}: {reason}"]) from None
+    return parse_spec(decode_spec(text, str(path)), str(path))
+
+
+def decode_spec(data: bytes, source: str) -> str:
+    """Spec bytes as text: UTF-8, with or without a byte-order mark."""
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SpecError([f"not valid UTF-8 at byte {e.start}"], source=str(path)) from None
-    return parse_spec(text, str(path))
+        raise SpecError([f"not valid UTF-8 at byte {e.start}"], source=source) from None
 
 
 def parse_spec(text: str, source: str) -> dict:
@@ -57,10 +71,49 @@ def parse_spec(text: str, source: str) -> dict:
     except json.JSONDecodeError as e:
         raise SpecError([f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"],
                         source=source) from None
+    except RecursionError:   # the JSON reader recurses per level: far too deep for a spec
+        raise SpecError([too_deep("$")], source=source) from None
     if not isinstance(spec, dict):
         raise SpecError([f"$: the spec must be a JSON object, not {type(spec).__name__}"],
                         source=source)
+    check_nesting(spec, source=source)
     return spec
+
+
+# -- nesting ----------------------------------------------------------------------------
+MAX_NESTING = 100   # objects/arrays inside each other; real specs use under 10
+
+
+def too_deep(path: str) -> str:
+    """The problem, led by the top-level field that holds it (the full path would be
+    over a hundred steps long)."""
+    top = re.match(r"\$(\.[^.\[]*|\[\d+\])?", path)
+    where = top.group(0) if top and path.startswith("$") else path
+    return (f"{where}: objects and arrays nested more than {MAX_NESTING} levels deep "
+            f"(no spec needs more than a few)")
+
+
+def nesting_problem(node: Any, path: str = "$", limit: int = MAX_NESTING) -> str | None:
+    """Where `node` nests objects/arrays more than `limit` levels deep, or None. Checked
+    without recursion, right after a spec is read, so that every recursive walk after it
+    (composing, interpolating, validating, copying) stays far from Python's limit."""
+    stack = [(node, 1, path)]                  # (container, its level: the top is 1, path)
+    while stack:
+        node, level, where = stack.pop()
+        children = (node.items() if isinstance(node, dict) else
+                    enumerate(node) if isinstance(node, list) else ())
+        for key, value in children:
+            if isinstance(value, (dict, list)):
+                sub = f"{where}.{key}" if isinstance(node, dict) else f"{where}[{key}]"
+                if level + 1 > limit:
+                    return too_deep(sub)
+                stack.append((value, level + 1, sub))
+    return None
+
+
+def check_nesting(node: Any, path: str = "$", source: str | None = None) -> None:
+    if (problem := nesting_problem(node, path)) is not None:
+        raise SpecError([problem], source=source)
 
 
 def spec_text(spec: dict) -> str:
@@ -74,11 +127,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise SpecError([f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3"])
+    keys = key.strip().split(".")
+    label = ".".join(keys) if len(keys) <= 3 else ".".join(keys[:3]) + "..."
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    return key.strip().split("."), value
+    except RecursionError:   # the JSON reader recurses per level
+        raise SpecError([too_deep(f"--set {label}")]) from None
+    if len(keys) >= MAX_NESTING or nesting_problem(value, limit=MAX_NESTING - len(keys)):
+        raise SpecError([too_deep(f"--set {label}")])
+    return keys, value
 
 
 def apply_overrides(spec: dict, overrides: list[str]) -> dict:
@@ -179,9 +238,12 @@ def value_problems(node: Any, path: str = "$") -> list[str]:
     """Values no schema keyword catches: NaN and infinities (Python's JSON reader accepts
     them; no JSON number is one), and `seqgen init`'s placeholders left unfilled."""
     if isinstance(node, dict):
-        return [p for k, v in node.items() for p in value_problems(v, f"{path}.{k}")]
+        return [p for k, v in node.items()
+                for p in _text_problems(k, f"{path}.{k!r}") + value_problems(v, f"{path}.{k}")]
     if isinstance(node, list):
         return [p for i, v in enumerate(node) for p in value_problems(v, f"{path}[{i}]")]
+    if isinstance(node, str) and (problem := _text_problems(node, path)):
+        return problem
     if isinstance(node, float) and not math.isfinite(node):
         return [f"{path}: {node} is not a finite number"]
     if isinstance(node, str) and PLACEHOLDER.fullmatch(node):
@@ -189,10 +251,73 @@ def value_problems(node: Any, path: str = "$") -> list[str]:
     return []
 
 
+def _text_problems(text: str, path: str) -> list[str]:
+    """Text that is not Unicode (a lone surrogate, e.g. from an undecodable byte in argv)
+    can be neither written to a file nor printed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return [f"{path.encode('utf-8', 'backslashreplace').decode()}: holds "
+                f"{text[e.start]!r}, which is not a Unicode character"]
+    return []
+
+
+def coerce_integers(instance: Any, schema: Any, root: dict | None = None) -> Any:
+    """`instance` with every integer-valued float (8.0) made an int (8) wherever `schema`
+    says "integer" (alone or with "null", not with "number"): JSON Schema counts 8.0 as
+    an integer, Python and torch do not (`range(8.0)` fails). Objects and arrays are
+    changed in place and walked as `schema` describes them (properties, items,
+    prefixItems, additionalProperties, local $refs, allOf/anyOf/oneOf, if/then/else);
+    component slots are left to their own component's schema. Returns the (possibly
+    new) value. Call it after validation, so that errors show the value as written."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or KIND_KEY in schema:
+        return instance
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#") and ref != "#":
+        target: Any = root
+        for part in ref[1:].strip("/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+        instance = coerce_integers(instance, target, root)
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types if isinstance(types, list) else []
+    if (isinstance(instance, float) and "integer" in types and "number" not in types
+            and instance.is_integer()):
+        return int(instance)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(key, []) if isinstance(schema.get(key), list) else []:
+            instance = coerce_integers(instance, sub, root)
+    if isinstance(schema.get("if"), dict):
+        branch = "then" if Draft202012Validator(schema["if"]).is_valid(instance) else "else"
+        instance = coerce_integers(instance, schema.get(branch), root)
+    if isinstance(instance, dict):
+        props = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
+        patterns = schema.get("patternProperties")
+        patterns = patterns if isinstance(patterns, dict) else {}
+        for key in list(instance):
+            subs = [props[key]] if key in props else []
+            subs += [sub for pattern, sub in patterns.items() if re.search(pattern, key)]
+            if not subs and isinstance(schema.get("additionalProperties"), dict):
+                subs = [schema["additionalProperties"]]
+            for sub in subs:
+                instance[key] = coerce_integers(instance[key], sub, root)
+    elif isinstance(instance, list):
+        prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else []
+        for i, item in enumerate(instance):
+            sub = prefix[i] if i < len(prefix) else schema.get("items")
+            instance[i] = coerce_integers(item, sub, root)
+    return instance
+
+
 def schema_problems(instance: Any, schema: dict, prefix: str = "$") -> list[str]:
+    """Every schema error, path-led. A NaN or infinity is left to `value_problems`
+    (which every caller runs too), so it is reported once, not also as out of range."""
     validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        if isinstance(error.instance, float) and not math.isfinite(error.instance):
+            continue
         path = prefix + error.json_path[1:]
         problems.append(f"{path}: {_message(error)}")
     return problems
@@ -211,10 +336,12 @@ def _message(error) -> str:
 def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
     """Validate `spec` against the base schema and every component's schema, fill
     defaults, and return the resolved copy. Raises SpecError listing every problem."""
+    check_nesting(spec, source=source)
     resolved = copy.deepcopy(spec)
     schema = base_schema()
     fill_defaults(resolved, schema)
     problems = value_problems(resolved) + schema_problems(resolved, schema)
+    coerce_integers(resolved, schema)
     for path, kind, obj in iter_components(resolved, schema):
         problems += resolve_component(registry, kind, obj, path)
     if not problems:
@@ -224,13 +351,40 @@ def resolve(spec: dict, registry: Registry, source: str | None = None) -> dict:
     return resolved
 
 
+# Arguments of the Python API's generation calls, and the spec field each one means.
+ARGUMENT_FIELDS = {"prompts": ("generate", "prompts"),
+                   "max_new_tokens": ("generate", "max_new_tokens"),
+                   "num_samples": ("generate", "num_samples"), "seed": ("seed",),
+                   "on_unknown": ("generate", "on_unknown")}
+
+
+def check_arguments(**values: Any) -> dict:
+    """Arguments of an API call (LoadedModel.generate's num_samples, seed, ...) checked
+    against the schema of the spec field of the same meaning, so they take exactly what
+    a spec may say: integer-valued floats become ints (2.0 -> 2); anything else wrong is
+    a SpecError naming the argument. Returns the checked values by name."""
+    base, problems, out = base_schema(), [], {}
+    for name, value in values.items():
+        schema: Any = base
+        for key in ARGUMENT_FIELDS[name]:
+            schema = schema["properties"][key]
+        found = value_problems(value, name) or schema_problems(value, schema, name)
+        problems += found
+        out[name] = value if found else coerce_integers(copy.deepcopy(value), schema)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
 def resolve_model(model: dict, registry: Registry) -> dict:
     """Validate and fill a spec's model section alone (what loading a checkpoint needs)."""
+    check_nesting(model, "$.model")
     resolved = copy.deepcopy(model)
     base = base_schema()
     schema = {**base["properties"]["model"], "$defs": base["$defs"]}
     fill_defaults(resolved, schema)
     problems = value_problems(resolved, "$.model") + schema_problems(resolved, schema, "$.model")
+    resolved = coerce_integers(resolved, schema)
     for path, kind, obj in iter_components(resolved, schema, "$.model"):
         problems += resolve_component(registry, kind, obj, path)
     if problems:
@@ -246,6 +400,7 @@ def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$")
     comp_schema = component_schema(registry.get(kind, obj["type"]))
     fill_defaults(obj, comp_schema)
     problems = schema_problems(obj, comp_schema, path)
+    coerce_integers(obj, comp_schema)
     for sub_path, sub_kind, sub in iter_components(obj, comp_schema, path):
         problems += resolve_component(registry, sub_kind, sub, sub_path)
     return problems
@@ -254,7 +409,8 @@ def resolve_component(registry: Registry, kind: str, obj: dict, path: str = "$")
 def _cross_checks(spec: dict, registry: Registry) -> list[str]:
     """Rules that span components: what a cell may see, what a sampler can batch, and
     loggers that would write the same file."""
-    problems = []
+    from .paths import spec_problems            # issue 12: $.name and $.out path policy
+    problems = spec_problems(spec)
     paths: dict[str, int] = {}
     for i, logger in enumerate(spec["train"].get("loggers", [])):
         path = logger.get("path")
@@ -262,6 +418,17 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
             problems.append(f"$.train.loggers[{i}].path: {path!r} is also the path of "
                             f"$.train.loggers[{paths[path]}]; give each logger its own file")
         paths.setdefault(path, i)
+    # A strategy that finds at most N sequences per prompt (beam: its width) declares the
+    # option holding N when registered (max_samples="width"): refuse before training.
+    gen = spec["generate"]
+    for i, options in enumerate(gen["strategies"]):
+        option = registry.get("strategy", options["type"]).extra.get("max_samples")
+        most = options.get(option) if isinstance(option, str) else None
+        if isinstance(most, int) and gen["num_samples"] > most:
+            problems.append(f"$.generate.num_samples: {gen['num_samples']} samples per prompt, "
+                            f"but $.generate.strategies[{i}] ({options['type']}) finds at most "
+                            f"{option}={most}; raise $.generate.strategies[{i}].{option} or "
+                            f"lower num_samples")
     dataset = registry.get("dataset", spec["dataset"]["type"])
     task = dataset.extra.get("task")
     if (problem := bidirectional_problem(spec, task)) is not None:

@@ -154,6 +154,8 @@ class Trainer:
         p, spec = self.progress, self.spec
         self.model.train()
         started = time.perf_counter() - p.seconds
+        if spec["max_steps"] and p.step >= spec["max_steps"]:
+            p.stopped = "max-steps"      # resumed after it finished (to write its samples)
         with stop_on_signals() as stop:
             while p.epoch < spec["epochs"] and p.stopped is None:
                 self.emit(Event("epoch_start", {"epoch": p.epoch + 1, "batches": len(self.sampler),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -163,6 +164,7 @@ class Vocab:
         return ("" if self.level == "char" else self.separator).join(toks)
 
     # -- persistence ------------------------------------------------------------------------
+    # VOCAB_SCHEMA (below the class) describes what to_dict writes: change them together.
     def to_dict(self) -> dict:
         return {"level": self.level, "tokens": self.tokens, "specials": self.specials,
                 "separator": self.separator, "pattern": self.pattern, "lowercase": self.lowercase}
@@ -172,15 +174,22 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Vocab":
+        """The inverse of to_dict. `d` is trusted to match VOCAB_SCHEMA (checkpoint.load
+        validates it); what a schema cannot say is checked here (ValueError)."""
         v = cls(d["tokens"], level=d["level"], specials=d.get("specials", ()),
                 separator=d.get("separator", " "), pattern=d.get("pattern"),
                 lowercase=d.get("lowercase", False))
         if v.tokens != list(d["tokens"]):
-            raise ValueError("vocabulary tokens are not in canonical order")
+            twice = next((t for t, n in Counter(d["tokens"]).items() if n > 1), None)
+            raise ValueError(f"$.tokens: {twice!r} appears twice" if twice is not None else
+                             "$.tokens: not in canonical order (specials first, then the "
+                             "rest sorted)")
         return v
 
     @classmethod
     def from_json(cls, s: str) -> "Vocab":
+        """From to_json's text. Untrusted text: validate it against VOCAB_SCHEMA first
+        (checkpoint_schema.parse_metadata does), or expect KeyError/TypeError here."""
         return cls.from_dict(json.loads(s))
 
     def difference(self, other: "Vocab") -> str | None:
@@ -203,6 +212,24 @@ class Vocab:
             parts.append("same tokens in a different order")
         return "; ".join(parts)
 
+
+# What Vocab.to_dict writes (a checkpoint's metadata 'vocab'), as a JSON Schema. Only
+# level and tokens are required: vocabularies saved before tokenisation travelled with
+# them have no pattern or lowercase. Unknown keys are refused: each key decides how text
+# is tokenised, so one this version does not understand must not be silently ignored.
+VOCAB_SCHEMA = {
+    "type": "object",
+    "required": ["level", "tokens"],
+    "additionalProperties": False,
+    "properties": {
+        "level": {"enum": ["char", "word"]},
+        "tokens": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "specials": {"type": "array", "items": {"type": "string"}},
+        "separator": {"type": "string"},
+        "pattern": {"type": ["string", "null"], "format": "regex"},
+        "lowercase": {"type": "boolean"},
+    },
+}
 
 UNICODE_SIZE = 0x110000
 CHUNK = 1 << 23   # characters per chunk: at most 32 MB of UTF-32 temporaries at a time

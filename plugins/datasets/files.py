@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from pathlib import Path
 
 from seqgen import DataError, read_text
@@ -18,7 +19,10 @@ def resolve(path: str | None = None, paths: list[str] | None = None) -> list[Pat
     """The files named by `path` (one file or glob) or `paths` (a list of either), in order.
 
     Relative names resolve against the current working directory; a glob's matches are
-    sorted so the corpus is the same on every machine.
+    sorted so the corpus is the same on every machine. A name that exists as it is written
+    is a file, not a pattern, even with glob characters in it; a pattern matches
+    "*?[" literally inside brackets ("corpus[[]1].txt"). Only regular files are read:
+    a FIFO or a device (/dev/zero) is refused when it is read, never waited on.
     """
     if (path is None) == (paths is None):
         raise DataError("give exactly one of 'path' (a file or glob) or 'paths' (a list)")
@@ -32,18 +36,26 @@ def resolve(path: str | None = None, paths: list[str] | None = None) -> list[Pat
 
 
 def _expand(name: str) -> list[Path]:
-    if GLOB_CHARS & set(name):
+    if "\x00" in name:
+        raise DataError(f"{name!r}: a file name cannot hold a NUL character")
+    # A name that exists is that file, glob characters and all ("corpus[1].txt"); to match
+    # such a character literally in a pattern, bracket it: "corpus[[]1].txt", "what[?].txt".
+    if GLOB_CHARS & set(name) and not os.path.lexists(name):
         matches = sorted(m for m in glob.glob(name, recursive=True) if os.path.isfile(m))
         if not matches:
             raise DataError(f"{name}: no file matches this pattern (looked in {os.getcwd()})")
         return [Path(m) for m in matches]
     p = Path(name)
-    if p.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{name}: no such file (looked in {os.getcwd()})") from None
+    except OSError as e:                         # e.g. a name over the OS limit
+        raise DataError(f"{name}: cannot read: {e.strerror or e}") from None
+    if is_dir:
         raise DataError(f"{name}: is a directory, not a file; "
                         f"name a file, or a glob such as '{p / '*.txt'}'")
-    if not p.exists():
-        raise DataError(f"{name}: no such file (looked in {os.getcwd()})")
-    return [p]
+    return [p]                                   # a FIFO or device: read_text refuses it
 
 
 def read_corpus(files: list[Path]) -> str:

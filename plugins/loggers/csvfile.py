@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from seqgen import Logger
+from seqgen import Logger, open_append
 
 
 def cell(value) -> str:
@@ -23,10 +23,10 @@ def cell(value) -> str:
 class CsvLogger(Logger):
     def __init__(self, run_dir, *, path, events):
         self.events = set(events)
-        self.path = Path(run_dir) / path
+        self.run_dir, self.path = Path(run_dir), Path(run_dir) / path
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()                          # first: refuses a link or a FIFO there
         self.columns = self._header()         # a resumed run keeps the file's columns
-        self._open()
 
     def _header(self) -> list[str]:
         if not self.path.exists():
@@ -35,7 +35,8 @@ class CsvLogger(Logger):
             return next(csv.reader(f), [])
 
     def _open(self) -> None:
-        self.file = open(self.path, "a", newline="", encoding="utf-8")
+        # never through a symlink planted in the run directory (a link is refused)
+        self.file = open_append(self.path, inside=self.run_dir, newline="")
         self.writer = csv.writer(self.file)
 
     def log(self, event):
@@ -56,7 +57,8 @@ class CsvLogger(Logger):
             rows = list(csv.reader(f))[1:]
         self.columns += new
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        tmp.unlink(missing_ok=True)           # a leftover, or a link: created anew below
+        with open(tmp, "x", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(self.columns)
             writer.writerows(row + [""] * (len(self.columns) - len(row)) for row in rows)

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from seqgen import Logger
+from seqgen import Logger, open_append
 
 
 class JsonlLogger(Logger):
@@ -10,8 +10,9 @@ class JsonlLogger(Logger):
         self.events = set(events)
         target = Path(run_dir) / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Append: a resumed run continues the same file after its "start" event.
-        self.file = open(target, "a", encoding="utf-8")
+        # Append: a resumed run continues the same file after its "start" event. Never
+        # through a symlink planted in the run directory.
+        self.file = open_append(target, inside=run_dir)
 
     def log(self, event):
         if event.kind in self.events:

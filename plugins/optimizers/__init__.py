@@ -8,11 +8,14 @@ import torch
 
 from seqgen import hookimpl
 
-LR = {"type": "number", "exclusiveMinimum": 0, "default": 0.002,
+# Upper bounds: far above any value that trains, far below float32's overflow (where
+# torch fails to convert the number instead of the run diverging cleanly). Momentum 1 or
+# more never lets old gradients fade.
+LR = {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 0.002,
       "description": "Base learning rate (the schedule multiplies it)."}
-WEIGHT_DECAY = {"type": "number", "minimum": 0, "default": 0,
+WEIGHT_DECAY = {"type": "number", "minimum": 0, "maximum": 1000, "default": 0,
                 "description": "L2 penalty (adamw: decoupled weight decay)."}
-MOMENTUM = {"type": "number", "minimum": 0, "default": 0}
+MOMENTUM = {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0}
 
 
 def _schema(**props) -> dict:

@@ -7,6 +7,7 @@
 The shorthand strategies (temperature, top-k, top-p, ...) are fixed chains of these.
 """
 from seqgen import hookimpl
+from seqgen.options import MIN_P, MIN_TEMPERATURE, PENALTY_RANGE
 
 from .filters import MinP, TopK, TopP, TypicalP
 from .repetition import RepetitionPenalty
@@ -20,22 +21,26 @@ def _schema(name: str, spec: dict, description: str) -> dict:
 @hookimpl
 def register_processors(register):
     register("repetition-penalty", RepetitionPenalty,
-             _schema("penalty", {"type": "number", "exclusiveMinimum": 0, "default": 1.2},
+             _schema("penalty", {"type": "number", "minimum": PENALTY_RANGE[0],
+                                 "maximum": PENALTY_RANGE[1], "default": 1.2},
                      "Logits of tokens already in the prompt or output are divided by this "
                      "when positive, multiplied when negative (> 1 discourages repeats; 1 "
                      "is off)."),
              "CTRL repetition penalty on tokens each row has already seen.")
     register("temperature", Temperature,
-             _schema("temperature", {"type": "number", "minimum": 0, "default": 0.8},
-                     "Divide logits by this: < 1 sharpens, > 1 flattens, 0 keeps only the "
-                     "most likely token."),
+             _schema("temperature", {"type": "number", "minimum": 0, "default": 0.8,
+                                     "not": {"exclusiveMinimum": 0,
+                                             "exclusiveMaximum": MIN_TEMPERATURE}},
+                     f"Divide logits by this: < 1 sharpens, > 1 flattens, 0 keeps only the "
+                     f"most likely token; otherwise at least {MIN_TEMPERATURE:g} (below "
+                     f"that, logits overflow float32)."),
              "Scale logits by 1 / temperature.")
     register("top-k", TopK,
              _schema("k", {"type": "integer", "minimum": 1, "default": 10},
                      "How many of the most likely tokens to keep."),
              "Keep the k most likely tokens.")
     register("top-p", TopP,
-             _schema("p", {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+             _schema("p", {"type": "number", "minimum": MIN_P, "maximum": 1,
                            "default": 0.9},
                      "Keep the smallest set of most likely tokens whose probability "
                      "reaches this (1 keeps all)."),
@@ -46,7 +51,7 @@ def register_processors(register):
                      "token's (0 keeps all)."),
              "Keep tokens at least p times as likely as the best one.")
     register("typical-p", TypicalP,
-             _schema("p", {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+             _schema("p", {"type": "number", "minimum": MIN_P, "maximum": 1,
                            "default": 0.95},
                      "Keep the smallest set of most typical tokens (information closest to "
                      "the entropy) whose probability reaches this (1 keeps all)."),

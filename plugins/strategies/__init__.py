@@ -6,23 +6,12 @@ chains (see sampling.py): repetition penalty -> temperature -> top-k -> top-p ->
 `beam` and `teacher-forcing` run their own search (seqgen.Strategy.search).
 """
 from seqgen import hookimpl
+# The shared option fragments (with the bounds that keep logits finite in float32).
+from seqgen.options import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 
-from .beam import BeamSearch
+from .beam import MAX_LENGTH_PENALTY, BeamSearch
 from .sampling import Chain, Greedy, Random, Sample
 from .teacher import TeacherForcing
-
-TEMPERATURE = {"type": "number", "minimum": 0, "default": 1.0,
-               "description": "Divide logits by this before sampling; 0 means greedy."}
-TOP_K = {"type": ["integer", "null"], "minimum": 1, "default": None,
-         "description": "Keep only the k most likely tokens (applied after temperature)."}
-TOP_P = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": None,
-         "description": "Keep the smallest set of tokens whose probability reaches p "
-                        "(applied after top-k)."}
-REPETITION_PENALTY = {
-    "type": "number", "exclusiveMinimum": 0, "default": 1.0,
-    "description": "CTRL-style, applied first: logits of tokens already in the prompt or "
-                   "output are divided by this when positive, multiplied when negative "
-                   "(> 1 discourages repeats; 1 is off)."}
 
 
 def _schema(**props) -> dict:
@@ -76,11 +65,14 @@ def register_strategies(register):
              _schema(width={"type": "integer", "minimum": 1, "default": 4,
                             "description": "Partial sequences kept per prompt; num_samples "
                                            "of the best are returned (at most width)."},
-                     length_penalty={"type": "number", "default": 1.0,
+                     length_penalty={"type": "number", "minimum": -MAX_LENGTH_PENALTY,
+                                     "maximum": MAX_LENGTH_PENALTY, "default": 1.0,
                                      "description": "Score = sum(log p) / length ** this "
                                                     "(0 favours short sequences, 1 ranks by "
                                                     "mean log-prob)."}),
-             "Beam search: the most probable sequences, with their scores.")
+             "Beam search: the most probable sequences, with their scores.",
+             # num_samples may not exceed this option (a spec is checked before training)
+             max_samples="width")
     register("teacher-forcing", TeacherForcing,
              _schema(ratio={"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
                             "description": "Probability of feeding the reference token."},

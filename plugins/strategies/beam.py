@@ -15,6 +15,10 @@ import torch
 
 from seqgen import GenerationError, Hypothesis, Strategy, select_batch
 
+# |length_penalty| at most this: length ** 10 stays a finite float for any length a
+# generation can reach, where length ** -1e308 is 0.0 and the score a division by zero.
+MAX_LENGTH_PENALTY = 10
+
 
 class BeamSearch(Strategy):
     def __init__(self, width: int = 4, length_penalty: float = 1.0):
