@@ -368,7 +368,10 @@ def check_arguments(**values: Any) -> dict:
         schema: Any = base
         for key in ARGUMENT_FIELDS[name]:
             schema = schema["properties"][key]
-        found = value_problems(value, name) or schema_problems(value, schema, name)
+        # prompts are text for the vocabulary, whose on_unknown rule decides about any
+        # character it lacks, a lone surrogate from an undecodable byte included
+        found = ((value_problems(value, name) if name != "prompts" else [])
+                 or schema_problems(value, schema, name))
         problems += found
         out[name] = value if found else coerce_integers(copy.deepcopy(value), schema)
     if problems:
