@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import checkpoint as ckpt
-from .data import TASKS, TokenStream
+from .data import TokenStream
 from .errors import CheckpointError, SeqgenError, UnknownComponentError
 from .evaluate import mean_nll, perplexity
 from .generate import Sample, TextGenerator
@@ -77,12 +77,7 @@ class LoadedModel:
     def from_checkpoint(cls, session: "Session", path: str | Path) -> "LoadedModel":
         """Rebuild the model a checkpoint holds. Only the plugins of its model (the cell)
         are needed: the dataset, sampler and strategies it was trained with are not."""
-        c = ckpt.load(path)
-        if c.task not in TASKS:
-            raise CheckpointError(f"{path}: unknown task {c.task!r} in the checkpoint "
-                                  f"(expected one of {', '.join(TASKS)})")
-        if not isinstance(c.spec, dict) or not isinstance(c.spec.get("model"), dict):
-            raise CheckpointError(f"{path}: the spec stored in the checkpoint has no model")
+        c = ckpt.load(path)      # its task and the shape of its spec are checked there
         cell = c.spec["model"].get("cell")
         name = cell.get("type") if isinstance(cell, dict) else None
         components = believable(c.components)

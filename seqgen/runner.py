@@ -71,6 +71,7 @@ class Run:
         self.train_strategy = session.build("strategy", spec["train"]["strategy"])
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
         self.generator = TextGenerator(self.model, self.dataset.vocab, self.dataset.task)
+        self.components = session.components_of(spec)   # recorded in every checkpoint
         self._check_prompts()                      # now, not after hours of training
         self.run_dir: Path | None = None
         self.lock: RunLock | None = None           # held from create() to release()
@@ -182,7 +183,7 @@ class Run:
                     self.run_dir / "checkpoints" / f"epoch-{trainer.progress.epoch:04d}.safetensors")
         ckpt.save(path, ckpt.Checkpoint(self.spec, self.dataset.vocab, self.dataset.task,
                                         tensors, state,
-                                        components=self.session.components_of(self.spec)))
+                                        components=self.components))
         self.emit(Event("checkpoint", {"kind": kind, "path": str(path),
                                        "step": trainer.progress.step}))
 
