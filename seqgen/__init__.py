@@ -1,6 +1,11 @@
 """seqgen: train recurrent language models and generate text with them.
 
-Everything a plugin or an embedding application may use is exported here.
+Everything a plugin or an embedding application may use is exported here, every type a
+public function or method returns included.
+
+seqgen logs its warnings (plugin load failures, a run's warnings) with the standard
+`logging` module, on the "seqgen" logger and its children, and installs no handler: see
+seqgen/log.py. `LoadedModel.astream` generates for asyncio code without blocking the loop.
 """
 __version__ = "0.1.0"
 
@@ -16,6 +21,7 @@ from .processors import History, LogitsProcessor
 from .loggers import Logger
 from . import options
 from .text_io import read_text
+from .seeding import dropout
 from .paths import open_append
 from .state import State, detach_state, map_state, select_batch
 from .api import Session
@@ -23,7 +29,13 @@ from .runner import RunResult
 from .registry import Preset
 from .compare import CompareResult
 from .events import Event
-from .loaded import LoadedModel
+from .loaded import LoadedModel, Score
+from .generate import Sample
+from .train import Progress
+from .plugins import LoadFailure
+from .model import LanguageModel
+from .compose import Composed, Origin
+from .report import Report
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
@@ -33,7 +45,8 @@ __all__ = [
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
-    "History", "LogitsProcessor", "Preset", "Logger", "options", "open_append",
+    "History", "LogitsProcessor", "dropout", "Preset", "Logger", "options", "open_append",
+    "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
 ]
 
 

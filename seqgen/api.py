@@ -16,10 +16,11 @@ from .atomic import write_text
 from .components import KIND_BY_NAME, Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event
-from .interrupt import check, stop_on_signals
+from .interrupt import StopRequest, check, stop_on_signals
 from .lock import RunLock, check_free
 from .model import LanguageModel, embedding_size, make_embedding
-from .plugins import PluginLoader
+from . import seeding
+from .plugins import LoadFailure, PluginLoader
 from .compose import Composed, Origin, compose, is_path, leaves
 from .spec import (all_components, component_slots, composed_schema, load_spec_file,
                    decode_spec, parse_spec, resolve, resolve_component, spec_text, value_problems)
@@ -55,17 +56,28 @@ class Session:
     env:          the environment SEQGEN_PLUGINS / SEQGEN_DISABLE_PLUGINS are read from
                   (default os.environ)
     builtins:     register seqgen's own plugins (False: only `plugins` and entry points)
+    runs_dir:     where runs go when neither `out` nor the spec's "out" says (default
+                  "runs", under the working directory)
+
+    `config` holds these options as given: `Session(**session.config)` makes an equal
+    session (compare with jobs > 1 sends it to its worker processes).
     """
 
     def __init__(self, plugins: Iterable[Any] = (), *, entry_points: bool = True,
-                 strict: bool = False, env: dict | None = None, builtins: bool = True):
+                 strict: bool = False, env: dict | None = None, builtins: bool = True,
+                 runs_dir: str | Path | None = None):
+        plugins = tuple(plugins)
+        self.config = {"plugins": plugins, "entry_points": entry_points, "strict": strict,
+                       "env": None if env is None else dict(env), "builtins": builtins,
+                       "runs_dir": None if runs_dir is None else str(runs_dir)}
+        self.runs_dir = Path("runs") if runs_dir is None else Path(runs_dir)
         self._loader = PluginLoader(plugins, entry_points=entry_points, strict=strict,
                                     builtins=builtins, env=env)
         self.registry = self._loader.build_registry()
 
     # -- introspection ------------------------------------------------------------------
     @property
-    def load_failures(self):
+    def load_failures(self) -> list[LoadFailure]:
         """Plugins that failed to load, or had a registration refused (LoadFailure)."""
         return list(self._loader.failures)
 
@@ -190,9 +202,16 @@ class Session:
         return built
 
     def build_model(self, spec: dict, vocab_size: int) -> LanguageModel:
+        """The spec's model, its weights drawn from the run's own "init" generator
+        (seqgen/seeding.py): the spec's seed decides them, and torch's global generator
+        is left as it was."""
         emb_spec = spec["model"]["embedding"]
-        cell = self.build("cell", spec["model"]["cell"], embedding_size(vocab_size, emb_spec))
-        return LanguageModel(vocab_size, cell, make_embedding(vocab_size, emb_spec))
+        init = seeding.generator(spec.get("seed", 0), "init")
+        with seeding.global_rng(init):      # torch modules initialise from the global one
+            cell = self.build("cell", spec["model"]["cell"], embedding_size(vocab_size, emb_spec))
+            model = LanguageModel(vocab_size, cell, make_embedding(vocab_size, emb_spec))
+        seeding.initialize(model, init)
+        return model
 
     def strategy(self, options: dict | str) -> Strategy:
         """A decoding strategy from its name or spec object, options validated."""
@@ -226,41 +245,60 @@ class Session:
         return send
 
     def run(self, spec: dict | str | Path, overrides: Iterable[str] = (),
-            out: str | Path | None = None, emit: Emit | None = None) -> RunResult:
-        """Train, evaluate, save and generate, as the spec says. Returns a RunResult.
+            out: str | Path | None = None, emit: Emit | None = None, *, save: bool = True,
+            cancel=None, should_stop=None, handle_signals: bool = False) -> RunResult:
+        """Train, evaluate, save and generate, as the spec says. Returns a RunResult,
+        whose `.model` is the trained model (a LoadedModel) ready to generate.
 
-        The run directory is created only once the data is read and every component is
+        save: False trains in memory and writes nothing (no run directory, no loggers).
+        With saving, the run directory (`out`, the spec's "out", else a new one under the
+        session's runs_dir) is created only once the data is read and every component is
         built, so a spec that cannot run leaves nothing behind. It is locked while the run
         lasts: a directory another process trains in is refused (RunInUse, naming it).
-        A first SIGINT/SIGTERM before training starts stops before anything is written
-        (Interrupted); during training, after the current step, with a checkpoint."""
+
+        Stopping early: `cancel` (a threading.Event, set from any thread) or
+        `should_stop` (a callable, asked after every optimizer step) stops the run at the
+        next step boundary; it saves last.safetensors and returns with `interrupted`
+        True, so `resume` can continue it. handle_signals: on the main thread, the first
+        SIGINT/SIGTERM does the same (the CLI asks for this; a library call leaves the
+        process's signal handlers alone by default). A stop before training starts
+        raises Interrupted with nothing written. An exception raised by an event callback
+        (`emit`, a logger, an on_event plugin) saves last.safetensors, then propagates.
+
+        Everything random draws from generators derived from the spec's seed: the
+        process's torch, random and numpy generators are left as they were."""
         spec = self.resolve(spec, overrides)
         check_memory(spec)                          # seqgen/budget.py: refuse what cannot fit
-        if (out or spec["out"]) is not None:
+        if save and (out or spec["out"]) is not None:
             check_free(out or spec["out"])        # refuse at once, not after loading data
-        with stop_on_signals() as stop:
-            run = Run(self, spec, self.emitter(emit))
+        request = StopRequest(cancel, should_stop)
+        with stop_on_signals(request, install=handle_signals) as stop:
+            run = Run(self, spec, self.emitter(emit), stop)
             check(stop, "interrupted before training started; nothing was written")
             try:
-                run.create(out)
+                if save:
+                    run.create(out)
                 return run.execute()
             finally:
                 run.release()
 
     def resume(self, run_dir: str | Path, overrides: Iterable[str] = (),
-               emit: Emit | None = None) -> RunResult:
+               emit: Emit | None = None, *, cancel=None, should_stop=None,
+               handle_signals: bool = False) -> RunResult:
         """Continue an interrupted run from its last.safetensors (overrides may extend it,
         e.g. train.epochs=20). The continued run ends exactly as an uninterrupted one.
 
         A run stopped before its first checkpoint (killed while starting or in its first
         epoch) starts again from the beginning with its spec.json, saying so in a
         "warning" event. The directory is locked from the start (RunInUse if another
-        process trains in it); a signal before training resumes changes nothing in it."""
+        process trains in it); a stop before training resumes changes nothing in it.
+        cancel, should_stop and handle_signals work as for `run`."""
         run_dir = Path(run_dir)
         spec_path = run_dir / SPEC_FILE
         if not spec_path.is_file():
             raise CheckpointError(f"{run_dir}: not a run directory ({SPEC_FILE} not found)")
-        with RunLock(run_dir), stop_on_signals() as stop:
+        request = StopRequest(cancel, should_stop)
+        with RunLock(run_dir), stop_on_signals(request, install=handle_signals) as stop:
             stored = self.resolve(spec_path)
             spec = self.resolve(stored, overrides)
             check_memory(spec)                      # seqgen/budget.py: refuse what cannot fit
@@ -281,7 +319,7 @@ class Session:
                     raise TrainingError(f"{run_dir}: the run already finished ({epoch} epochs, "
                                         f"{step} steps). To train longer: seqgen run --resume "
                                         f"{run_dir} --set train.epochs={epoch + 10}")
-            run = Run(self, spec, self.emitter(emit))
+            run = Run(self, spec, self.emitter(emit), stop)
             check(stop, f"interrupted before training resumed; {run_dir} is unchanged "
                         f"(continue it with: seqgen run --resume {run_dir})")
             try:
@@ -302,15 +340,19 @@ class Session:
     def compare(self, spec: dict | str | Path | None, overrides: Iterable[str] = (),
                 out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,
                 sweep: dict | str | Path | None = None,
-                report_only: bool = False) -> "CompareResult":
+                report_only: bool = False, *, handle_signals: bool = False,
+                cancel=None, should_stop=None) -> "CompareResult":
         """Run every variant of the spec's sweep (or `sweep`) under OUT and write the
         report; with the same OUT again, continue an interrupted sweep. report_only:
         rebuild OUT's report from its run directories (no spec needed, nothing trains).
-        See seqgen/compare.py."""
+        jobs > 1 runs variants in worker processes, each with a Session made from this
+        one's `config` (plugins given directly travel: modules by name, objects pickled).
+        handle_signals, cancel and should_stop work as for `run`. See seqgen/compare.py."""
         from .compare import compare, report_only as rebuild
         if report_only:
             return rebuild(self, out)
-        return compare(self, spec, overrides, out, jobs, emit, sweep)
+        return compare(self, spec, overrides, out, jobs, emit, sweep,
+                       handle_signals=handle_signals, cancel=cancel, should_stop=should_stop)
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, path: str | Path) -> "LoadedModel":

@@ -196,6 +196,12 @@ def data_need(dataset: dict) -> tuple[Need | None, int]:
         vocab = SYNTHETIC_VOCAB if dataset.get("type") == "synthetic" else min(chars, CHAR_VOCAB)
         return Need("$.dataset.num_chars", f"{chars} characters",
                     chars * (WORD_BYTES if word else CHAR_BYTES)), vocab
+    if isinstance(dataset.get("text"), str):          # the corpus is in the spec itself
+        size = len(dataset["text"])
+        chars = min(size, _int(dataset.get("max_chars"), size))
+        vocab = min(chars // 4 + 1, WORD_VOCAB) if word else min(chars, CHAR_VOCAB)
+        return Need("$.dataset.text", f"{size} characters of text",
+                    chars * (WORD_BYTES if word else CHAR_BYTES)), vocab + 4
     found = corpus_bytes(dataset)
     if found is None and isinstance(dataset.get("pairs"), list):    # the text is in the spec
         text = sum(len(s) for pair in dataset["pairs"] if isinstance(pair, list)

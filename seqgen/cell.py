@@ -46,12 +46,24 @@ class Cell(nn.Module):
     Subclasses set `input_size`, `hidden_size`, `num_layers` and `bidirectional`, and
     implement `initial_state` and `forward`. Two builds under the same
     `torch.manual_seed` must have equal weights, and every parameter must get a gradient.
+
+    Randomness (seqgen/seeding.py): a run draws everything from generators of its own,
+    never from torch's global one. torch's modules in a cell (nn.Linear, nn.LSTM, ...)
+    are initialised again from the run's "init" generator; a module with parameters of
+    its own gets the same by defining `reset_parameters(self, generator=None)`. Dropout
+    in `forward` should be `seqgen.dropout(x, p, self.training)`, which draws from the
+    run's "dropout" generator; a cell that draws only that way sets
+    `explicit_randomness = True`. Otherwise (the default) the trainer runs its forward
+    with torch's global generator seeded from the run's, restored afterwards, under a
+    process-wide lock: still reproducible, but concurrent runs take turns.
     """
 
     input_size: int
     hidden_size: int
     num_layers: int = 1
     bidirectional: bool = False
+    #: True when training draws random numbers only through seqgen.dropout (see above).
+    explicit_randomness: bool = False
 
     @property
     def num_directions(self) -> int:

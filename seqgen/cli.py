@@ -3,11 +3,18 @@
 Each command parses options, calls one API function and formats the result. Domain
 errors (SeqgenError) become one paragraph on stderr with the error's exit code (2 for
 spec and usage errors, 1 for failures during a run); --debug adds the traceback.
+
+Warnings (plugin load failures, run warnings) are log records of the "seqgen" logger
+(seqgen/log.py); while a command runs, the CLI's own handler prints them on stderr as
+"warning: <message>", and --debug adds the DEBUG records (a failed plugin's traceback).
+Nothing else prints them, so each shows once.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import os
 import sys
 import traceback
@@ -18,6 +25,7 @@ from .api import Session
 from .compose import Origin
 from .plugins import strict_error
 from .errors import SeqgenError
+from .log import logger as seqgen_logger
 from .progress import Printer
 
 
@@ -60,16 +68,65 @@ def handle_errors(fn):
     return wrapper
 
 
+class EchoHandler(logging.Handler):
+    """Prints seqgen's log records as the CLI prints its other messages: "warning:
+    <message>" on stderr (`write` is swapped for a progress bar's while one is shown)."""
+
+    def __init__(self, level: int = logging.WARNING):
+        super().__init__(level)
+        self.write = lambda text: click.echo(text, err=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write(f"{record.levelname.lower()}: {record.getMessage()}")
+        except Exception:
+            self.handleError(record)
+
+
+HANDLER_KEY = "seqgen.log_handler"
+
+
+def install_handler(ctx: click.Context, debug: bool) -> EchoHandler:
+    """Show seqgen's log records for as long as this command runs (removed when it
+    ends, so a program that runs the CLI in-process gets its logging back as it was)."""
+    handler = EchoHandler(logging.DEBUG if debug else logging.WARNING)
+    level = seqgen_logger.level
+    seqgen_logger.addHandler(handler)
+    if debug:
+        seqgen_logger.setLevel(logging.DEBUG)
+
+    def remove() -> None:
+        seqgen_logger.removeHandler(handler)
+        seqgen_logger.setLevel(level)
+    ctx.call_on_close(remove)
+    ctx.meta[HANDLER_KEY] = handler
+    return handler
+
+
+def log_handler(ctx: click.Context) -> EchoHandler | None:
+    return ctx.meta.get(HANDLER_KEY)
+
+
+@contextlib.contextmanager
+def silenced(handler: EchoHandler | None):
+    """No log output from the CLI's handler while the block runs."""
+    if handler is None:
+        yield
+        return
+    level = handler.level
+    handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        handler.setLevel(level)
+
+
 def make_session(ctx: click.Context, strict: bool | None = None, warn: bool = True) -> Session:
+    """A Session for a command. Its plugin load failures and notes are logged as it is
+    made (and so printed once, by the CLI's handler); warn=False keeps them quiet."""
     root = ctx.find_root().params
-    session = Session(strict=root["strict_plugins"] if strict is None else strict)
-    if not warn:
-        return session
-    for failure in session.load_failures:
-        click.echo(f"warning: {failure.describe()}", err=True)
-    for note in session.warnings:
-        click.echo(f"warning: {note}", err=True)
-    return session
+    with contextlib.nullcontext() if warn else silenced(log_handler(ctx)):
+        return Session(strict=root["strict_plugins"] if strict is None else strict)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,6 +142,7 @@ def cli(debug: bool, strict_plugins: bool):
     SEQGEN_PLUGINS limits them ("" loads none, "a,b" only those: entry-point or
     distribution names) and SEQGEN_DISABLE_PLUGINS leaves some out.
     """
+    install_handler(click.get_current_context(), debug)
 
 
 OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -121,10 +179,12 @@ def run(ctx, spec, overrides, out, resume):
         printer(event)
 
     try:
-        if resume:
-            result = session.resume(resume, overrides, emit=show)
-        else:
-            result = session.run(spec, overrides, out=out, emit=show)
+        with printer.showing_logs(log_handler(ctx)):
+            if resume:
+                result = session.resume(resume, overrides, emit=show, handle_signals=True)
+            else:
+                result = session.run(spec, overrides, out=out, emit=show,
+                                     handle_signals=True)
     except KeyboardInterrupt:      # a second Ctrl-C: stopped at once, without saving
         if not started:
             raise
@@ -192,8 +252,10 @@ def compare(ctx, spec, overrides, sweep_file, out, jobs, report_only):
         printer(event)
 
     try:
-        result = (session.compare(None, out=report_only, report_only=True) if report_only
-                  else session.compare(spec, overrides, out, jobs, show, sweep_file))
+        with printer.showing_logs(log_handler(ctx)):
+            result = (session.compare(None, out=report_only, report_only=True) if report_only
+                      else session.compare(spec, overrides, out, jobs, show, sweep_file,
+                                           handle_signals=True))
     finally:
         printer.close()
     if result.interrupted:
@@ -437,12 +499,12 @@ def eval_(ctx, checkpoint, text_file, as_json):
     """Report the perplexity of CHECKPOINT on the text in a file."""
     from .text_io import read_text
     model = make_session(ctx).load(checkpoint)
-    result = model.score(read_text(text_file))
+    score = model.score(read_text(text_file))
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(score.to_dict()))
     else:
-        click.echo(f"{text_file}: {result['tokens']} tokens, loss {result['loss']:.4f} nats, "
-                   f"perplexity {result['perplexity']:.3f}")
+        click.echo(f"{text_file}: {score.tokens} tokens, loss {score.loss:.4f} nats, "
+                   f"perplexity {score.perplexity:.3f}")
 
 
 # A reader that closes standard output early (`seqgen generate ... | head -c 1`) ends the

@@ -10,28 +10,41 @@ last checkpoint says done, early-stopping, max-steps or time-limit, and samples.
 exists) is not run again, an interrupted one is resumed from last.safetensors, the rest
 run. A variant directory holding a different spec is an error, never a silent mix.
 
-jobs > 1 runs that many variants at once in spawned processes, each with its own Session
-(built-in and entry-point plugins; plugin objects given to this Session do not travel)
-and cores // jobs torch threads. On two cores this gains nothing: one run already keeps
-both busy.
+jobs > 1 runs that many variants at once in spawned processes, with cores // jobs torch
+threads each. Every variant gets a Session made like this one (`Session.config`: the
+same built-ins, entry points, strict, env and runs_dir, and the same plugins given
+directly). Those plugins travel to the workers: a module by its importable name (the
+worker imports it again), any other object by pickle (a class, function or instance
+defined at module level in an importable module pickles fine). One that cannot travel
+(a lambda, a class or function defined inside a function, an instance holding a lock
+or an open file, a module made at run time with types.ModuleType, or one loaded from
+a folder not on sys.path) is a PluginError naming it, before anything is written or
+any worker starts: use jobs=1, or move the plugin into an importable module. Workers
+see this process's sys.path and environment, as spawned processes do. On two cores
+jobs > 1 gains nothing: one run already keeps both busy.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
+import pickle
+import pickletools
 import signal
+import sys
 import time
+import types
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import checkpoint as ckpt
 from .atomic import remove_temp_files, write_text
-from .errors import SeqgenError, SpecError, TrainingError
+from .errors import PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event, ignore
-from .interrupt import Interrupted, stop_on_signals
+from .interrupt import Interrupted, StopRequest, stop_on_signals
 from .paths import check_output_dir
 from .report import Report, write_report
 from .runner import SAMPLES_FILE, SPEC_FILE, RunResult
@@ -47,6 +60,10 @@ FINISHED = ("done", "early-stopping", "max-steps", "time-limit")
 
 @dataclass
 class CompareResult:
+    """What Session.compare returns. out: the comparison directory. report: the written
+    Report, None when the sweep was interrupted. interrupted: what stopped it ("SIGINT",
+    "cancel"), else None. variant: the variant it stopped in, if one was running.
+    rows (property): the report's rows, [] without one."""
     out: Path
     report: Report | None = None       # None when the sweep was interrupted
     interrupted: str | None = None     # the signal ("SIGINT") that stopped the sweep
@@ -59,8 +76,12 @@ class CompareResult:
 
 def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str] = (),
             out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,
-            sweep: dict | str | Path | None = None) -> CompareResult:
+            sweep: dict | str | Path | None = None, *, handle_signals: bool = False,
+            cancel=None, should_stop=None) -> CompareResult:
     """Validate every variant, run (or continue) them under OUT, and write the report.
+
+    handle_signals: SIGINT/SIGTERM stop the sweep (the CLI asks; a library call leaves
+    the process's handlers alone). cancel / should_stop stop it as they stop a run.
 
     emit gets every event of the runs (jobs=1 only) and, around each variant,
     "variant" {name, index, total, action, run_dir} and "variant_end" {name, stopped, step}.
@@ -79,7 +100,8 @@ def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str
                          "the spec's generate.strategies alone), or give one with --sweep "
                          "FILE"], source=source)
     plan = expand(session, spec, sweep, source)
-    out = Path(out) if out is not None else default_out(plan.name)
+    config = worker_config(session) if jobs > 1 else None   # refuse before writing anything
+    out = Path(out) if out is not None else default_out(plan.name, session.runs_dir)
     check_output_dir(out, MANIFEST, "--out")   # new, empty, or a comparison to continue
     todo = plan_actions(plan.variants, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,8 +109,10 @@ def compare(session: "Session", spec: dict | str | Path, overrides: Iterable[str
     manifest = plan.manifest()
     write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     emit = emit or ignore
-    stopped = (run_parallel(todo, emit, jobs) if jobs > 1 else
-               run_sequential(session, todo, emit))
+    request = StopRequest(cancel, should_stop)
+    with stop_on_signals(request, install=handle_signals):
+        stopped = (run_parallel(todo, emit, jobs, config, request) if jobs > 1 else
+                   run_sequential(session, todo, emit, request))
     if stopped:
         return CompareResult(out, None, *stopped)
     return CompareResult(out, write_report(session, out, manifest))
@@ -128,12 +152,12 @@ def read_json(path: Path):
         raise SeqgenError(f"{path}: not valid JSON ({e})") from None
 
 
-def default_out(name: str) -> Path:
+def default_out(name: str, runs_dir: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out, n = Path("runs") / f"compare-{name}-{stamp}", 1
+    out, n = Path(runs_dir) / f"compare-{name}-{stamp}", 1
     while out.exists():
         n += 1
-        out = Path("runs") / f"compare-{name}-{stamp}-{n}"
+        out = Path(runs_dir) / f"compare-{name}-{stamp}-{n}"
     return out
 
 
@@ -183,10 +207,12 @@ def differences(a, b, path: str = "$") -> list[str]:
     return [] if a == b else [path]
 
 
-def execute(session: "Session", spec: dict, run_dir: Path, what: str, emit: Emit) -> RunResult:
+def execute(session: "Session", spec: dict, run_dir: Path, what: str, emit: Emit,
+            stop: StopRequest | None = None) -> RunResult:
+    should_stop = None if stop is None else stop.__bool__    # the sweep's stop stops the run
     if what in ("resume", "restart"):   # restart: resume starts it again, under its lock
-        return session.resume(run_dir, emit=emit)
-    return session.run(spec, out=run_dir, emit=emit)
+        return session.resume(run_dir, emit=emit, should_stop=should_stop)
+    return session.run(spec, out=run_dir, emit=emit, should_stop=should_stop)
 
 
 def announce(emit: Emit, i: int, todo: list, what: str | None = None) -> None:
@@ -202,72 +228,190 @@ def finished(emit: Emit, name: str, stopped: str, step: int) -> tuple[str, str] 
 
 
 # -- running ------------------------------------------------------------------------------
-# The sweep listens for signals around its runs, and each run (its start-up and its
-# trainer) shares that guard (seqgen/interrupt.py): a signal while a run starts stops it
+# The sweep's stop request (signals when the caller asked for them, cancel, should_stop;
+# seqgen/interrupt.py) reaches each run it makes: a stop while a run starts stops it
 # before it writes anything (Interrupted), one while it trains stops it at the next step
 # with a checkpoint, one while it samples lets it finish; either way no further variant
 # starts.
-def run_sequential(session: "Session", todo: list, emit: Emit) -> tuple | None:
-    with stop_on_signals() as stop:
-        for i, (variant, run_dir, what) in enumerate(todo):
-            if stop:
-                return stop.signal, None
-            announce(emit, i, todo)
-            if what == "skip":
-                continue
-            try:
-                result = execute(session, variant.spec, run_dir, what, emit)
-            except Interrupted as e:
-                return e.signal, variant.name
-            if interrupted := finished(emit, variant.name, result.train.stopped,
-                                       result.train.step):
-                return interrupted
-        return (stop.signal, None) if stop else None
+def run_sequential(session: "Session", todo: list, emit: Emit, stop: StopRequest) -> tuple | None:
+    for i, (variant, run_dir, what) in enumerate(todo):
+        if stop:
+            return stop.signal, None
+        announce(emit, i, todo)
+        if what == "skip":
+            continue
+        try:
+            result = execute(session, variant.spec, run_dir, what, emit, stop)
+        except Interrupted as e:
+            return e.signal, variant.name
+        if interrupted := finished(emit, variant.name, result.train.stopped,
+                                   result.train.step):
+            return interrupted
+    return (stop.signal, None) if stop else None
 
 
-def run_parallel(todo: list, emit: Emit, jobs: int) -> tuple | None:
+def run_parallel(todo: list, emit: Emit, jobs: int, config: dict | None,
+                 stop: StopRequest) -> tuple | None:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(threads,))
+                               initializer=init_worker, initargs=(threads, config or {}))
     # Submitted one per free worker: the pool's own queue marks calls as running before
     # they start, and those could no longer be cancelled when the sweep is stopped.
     waiting = [i for i, (_, _, what) in enumerate(todo) if what != "skip"]
     interrupted, pending = None, {}
-    with stop_on_signals() as stop:
-        try:
-            for i, (_, _, what) in enumerate(todo):
-                if what == "skip":
-                    announce(emit, i, todo)
-            while waiting or pending:
-                while waiting and len(pending) < jobs and not (stop or interrupted):
-                    i = waiting.pop(0)
-                    variant, run_dir, what = todo[i]
-                    announce(emit, i, todo)
-                    pending[pool.submit(work, variant.spec, str(run_dir), what)] = variant.name
-                if not pending:
-                    break
-                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    ended = finished(emit, pending.pop(future), *future.result())
-                    interrupted = interrupted or ended
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        for i, (_, _, what) in enumerate(todo):
+            if what == "skip":
+                announce(emit, i, todo)
+        while waiting or pending:
+            while waiting and len(pending) < jobs and not (stop or interrupted):
+                i = waiting.pop(0)
+                variant, run_dir, what = todo[i]
+                announce(emit, i, todo)
+                pending[pool.submit(work, variant.spec, str(run_dir), what)] = variant.name
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                ended = finished(emit, pending.pop(future), *future.result())
+                interrupted = interrupted or ended
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return interrupted or ((stop.signal, None) if stop else None)
 
 
-def init_worker(threads: int) -> None:
+_config: dict = {}      # in a worker: the parent session's configuration, as sent
+
+
+def init_worker(threads: int, config: dict | None = None) -> None:
     # Ctrl-C reaches every process of the terminal's group; an idle worker ignores it
     # (the parent cancels what is queued), a busy one stops its run as above.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
     torch.set_num_threads(threads)
+    global _config
+    _config = config or {}      # rebuilt per variant, in `work`, where errors travel back
 
 
 def work(spec: dict, run_dir: str, what: str) -> tuple[str, int]:
     from .api import Session
     with stop_on_signals():
         try:
-            result = execute(Session(), spec, Path(run_dir), what, ignore)
+            result = execute(Session(**session_options(_config)), spec, Path(run_dir), what,
+                             ignore)
         except Interrupted as e:
             return f"interrupted:{e.signal}", 0
     return result.train.stopped, result.train.step
+
+
+# -- the session's configuration, sent to the workers -----------------------------------------
+# What a worker gets: the Session's config with each plugin as ("module", importable name)
+# or ("pickle", bytes, name). Checked here, in the parent, so that a plugin that cannot
+# travel is one clear error before any worker starts, not a failure in every worker.
+def worker_config(session: "Session") -> dict:
+    """`session.config` in a form a spawned worker can rebuild (see `session_options`);
+    a PluginError names a plugin that cannot be sent, and why."""
+    config = dict(getattr(session, "config", None) or {})   # older Session: defaults only
+    plugins = tuple(config.pop("plugins", ()))
+    config["plugins"] = [_sendable(plugin, i) for i, plugin in enumerate(plugins)]
+    return config
+
+
+def session_options(config: dict) -> dict:
+    """Keyword arguments for Session(...) from what `worker_config` made (in a worker)."""
+    options = dict(config)
+    options["plugins"] = [_received(item) for item in options.get("plugins", ())]
+    return options
+
+
+def _label(plugin: Any, index: int) -> str:
+    name = getattr(plugin, "__name__", None)          # as seqgen.plugins names it
+    if isinstance(plugin, types.ModuleType):
+        return f"plugin module {name!r}"
+    if name is not None:
+        return f"plugin {getattr(plugin, '__qualname__', name)!r}"
+    return f"plugin {type(plugin).__name__}-{index} ({_short(plugin)})"
+
+
+def _refuse(plugin: Any, index: int, why: str) -> PluginError:
+    return PluginError(f"compare with jobs > 1: {_label(plugin, index)} cannot be sent to the "
+                       f"worker processes: {why}. Run with jobs=1, or define the plugin at "
+                       f"module level in an importable module (on sys.path)")
+
+
+def _sendable(plugin: Any, index: int) -> tuple:
+    if isinstance(plugin, types.ModuleType):
+        spec = getattr(plugin, "__spec__", None)
+        name = getattr(spec, "name", None)
+        if name is None and plugin is sys.modules.get("__main__"):
+            if getattr(plugin, "__file__", None):
+                return ("module", "__main__")   # spawn runs the main script in each worker
+            raise _refuse(plugin, index, "it is the __main__ of an interactive session")
+        if name is None:
+            raise _refuse(plugin, index, "it was made at run time (it has no __spec__, e.g. "
+                                         "types.ModuleType), so there is nothing to import")
+        if (problem := _import_problem(name)) is not None:
+            raise _refuse(plugin, index, f"a worker cannot import it by its name {name!r}: "
+                                         f"{problem}")
+        return ("module", name)
+    try:
+        data = pickle.dumps(plugin, protocol=3)    # 3: every global is a GLOBAL opcode
+    except Exception as e:
+        raise _refuse(plugin, index, f"it cannot be pickled ({type(e).__name__}: {e})") from e
+    for module in _modules_named(data):
+        if (problem := _import_problem(module)) is not None:
+            raise _refuse(plugin, index, f"it refers to module {module!r}, which a worker "
+                                         f"cannot import: {problem}")
+    return ("pickle", data, _label(plugin, index))
+
+
+def _received(item) -> Any:
+    kind, name = item[0], item[1]
+    try:
+        if kind == "module":
+            return importlib.import_module(name)
+        return pickle.loads(name)
+    except Exception as e:
+        what = f"plugin module {name!r}" if kind == "module" else item[2]
+        raise PluginError(f"compare with jobs > 1: {what} could not be rebuilt in a worker "
+                          f"process ({type(e).__name__}: {e}); run with jobs=1") from None
+
+
+def _modules_named(data: bytes) -> set[str]:
+    """The modules a protocol-3 pickle imports to rebuild its object."""
+    return {arg.split(" ", 1)[0] for op, arg, _ in pickletools.genops(data)
+            if op.name in ("GLOBAL", "INST")}
+
+
+def _import_problem(name: str) -> str | None:
+    """None when a fresh process with this sys.path can import module `name`, else why
+    not. Asks the import system's finders, not sys.modules: a module put there by hand is
+    not importable elsewhere."""
+    if name == "__main__":
+        main = sys.modules.get("__main__")
+        return None if getattr(main, "__file__", None) else "it is an interactive __main__"
+    parent, _, _ = name.rpartition(".")
+    path = None
+    if parent:
+        if (problem := _import_problem(parent)) is not None:
+            return problem
+        path = getattr(sys.modules.get(parent) or importlib.import_module(parent), "__path__",
+                       None)
+        if path is None:
+            return f"{parent!r} is not a package"
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        try:
+            if find is not None and find(name, path) is not None:
+                return None
+        except Exception:      # a finder that cannot answer for this name
+            continue
+    module = sys.modules.get(name)
+    where = getattr(module, "__file__", None)
+    return ("no module of that name is on sys.path" if where is None else
+            f"it was loaded from {where}, which is not found under that name on sys.path")
+
+
+def _short(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 else text[:57] + "..."

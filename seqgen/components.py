@@ -69,6 +69,13 @@ class Component:
     schema:  JSON Schema (Draft 2020-12) of the options object, without "type"; seqgen
              adds "type" and forbids unknown keys unless the schema sets
              additionalProperties itself.
+    kind, name, description: what it is, its name in specs, and a one-line description.
+    plugin:       the name of the plugin that registered it.
+    origin:       "builtin", "direct" or the distribution, for messages.
+    extra:        kind-specific facts, e.g. {"task": "lm"} for a dataset.
+    distribution, version: the installed distribution that supplied it ("seqgen" for
+                  built-ins) and its version.
+    replaces:     the plugin whose component of this name it replaced on purpose, if any.
     """
 
     kind: str

@@ -58,12 +58,28 @@ DEFAULT = Origin("default")
 
 @dataclass
 class Composed:
+    """A spec with `extends` merged, overrides applied and variables interpolated, not yet
+    validated (Session.compose). spec: the composed spec. origins: leaf JSON path -> its
+    Origin. needs: dotted field -> (what, preset) for a preset's unmet needs.
+    origin(path): one leaf's Origin (a schema default when no layer set it)."""
     spec: dict                                             # not yet validated
     origins: dict[str, Origin] = field(default_factory=dict)  # leaf JSON path -> origin
     needs: dict[str, tuple[str, str]] = field(default_factory=dict)  # dotted -> (what, preset)
 
     def origin(self, path: str) -> Origin:
         return self.origins.get(path, DEFAULT)
+
+
+NEED_ALTERNATIVES = {"path": ("paths", "text")}   # a corpus given another way meets a need for its path
+
+
+def _need_met(spec: dict, dotted: str) -> bool:
+    keys = dotted.split(".")
+    if get_path(spec, keys) is not None:
+        return True
+    parent = get_path(spec, keys[:-1]) if len(keys) > 1 else spec
+    return isinstance(parent, dict) and any(parent.get(k) is not None
+                                            for k in NEED_ALTERNATIVES.get(keys[-1], ()))
 
 
 def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
@@ -89,7 +105,7 @@ def compose(spec: dict, registry: Registry, overrides: Iterable[str] = (),
         origins.update({p: Origin("override", text) for p in leaf_paths(value, prefix)})
     problems = []
     for dotted, (what, preset) in layers.needs.items():
-        if get_path(merged, dotted.split(".")) is None:
+        if not _need_met(merged, dotted):
             if placeholders:
                 merged = apply_overrides(merged, [f"{dotted}=<{dotted}>"])
             else:

@@ -3,14 +3,37 @@
 Each one carries a message a user can act on. The CLI turns them into one paragraph on
 stderr and an exit code (`exit_code`): 2 for usage and spec errors, 1 for failures
 during a run. Nothing here imports torch or any other part of seqgen.
+
+Every one of them pickles (so it crosses from a worker process to its parent: compare
+with jobs > 1, a ProcessPoolExecutor in an embedding application), whatever its
+__init__ takes: `SeqgenError.__reduce__` rebuilds an error from its class, its args
+(the message) and its attributes, without calling __init__ again. Subclasses, a
+plugin's included, get this for free; one that keeps an attribute which cannot be
+pickled (a lock, an open file) should drop it in its own __reduce__.
 """
 from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type, args: tuple) -> "SeqgenError":
+    """An instance of `cls` holding `args`, made without calling cls.__init__ (whose
+    parameters are the caller's, not the message); pickle then restores __dict__."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 class SeqgenError(Exception):
     """Base class: a problem the user can fix, reported without a traceback."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own __reduce__ gives (cls, self.args, __dict__): unpickling calls
+        # cls(*args), i.e. a custom __init__ with the finished message as its first
+        # parameter (SpecError(message) made one problem per character).
+        return _rebuild, (type(self), self.args), dict(self.__dict__) or None
 
 
 class SpecError(SeqgenError):

@@ -35,6 +35,13 @@ Warn = Callable[[str], None]
 
 @dataclass
 class Sample:
+    """One generated text (LoadedModel.generate, RunResult.samples).
+
+    prompt: the text it continues. text: the continuation only (aligned tasks: the
+    mapping). strategy: the strategy that made it, described. logprobs: log p of each
+    token of text. score: the strategy's ranking (see the field's comment); None for
+    aligned tasks. perplexity (property): exp(-mean logprobs), None without tokens.
+    to_dict(): all of it, JSON-able."""
     prompt: str
     text: str                       # the continuation only (aligned tasks: the mapping)
     strategy: str

@@ -1,15 +1,19 @@
-"""Ctrl-C and SIGTERM as a request to stop at the next safe point.
+"""Stopping a run at its next safe point: on a signal, a cancel event, or a callable.
 
-While a run is in progress (start-up included: reading data, building the model), the
-first SIGINT or SIGTERM only sets a flag. Start-up checks it once everything is built,
-before anything is written (`Interrupted`: nothing to save yet); the trainer checks it
-after each optimizer step, saves a checkpoint and returns. A second signal restores the
-default behaviour (KeyboardInterrupt for SIGINT), for a user who really wants out now;
-the CLI turns that into exit 130 too.
+A `StopRequest` says whether (and why) a run should stop: a SIGINT/SIGTERM that arrived,
+a `threading.Event` the caller set (`Session.run(cancel=...)`), or a `should_stop()`
+callable that returned True. Start-up checks it once everything is built, before
+anything is written (`Interrupted`: nothing to save yet); the trainer checks it after
+each optimizer step, saves a checkpoint and returns.
 
-Guards nest: inside an active `stop_on_signals()` (a sweep around its runs, a run around
-its trainer) a nested one shares the outer request instead of installing a handler of
-its own, so a signal is seen by every level, once.
+Signal handlers are installed only when asked (`install=True`: the CLI asks, a library
+call does not unless its caller passes handle_signals=True) and only on the main thread,
+where Python delivers signals. The first SIGINT or SIGTERM only sets the flag; a second
+restores the default behaviour (KeyboardInterrupt for SIGINT), for a user who really
+wants out now; the CLI turns that into exit 130 too.
+
+Guards nest: inside an active guard that installed handlers (a sweep around its runs), a
+nested one also stops when the outer one does, so a signal is seen by every level, once.
 """
 from __future__ import annotations
 
@@ -22,10 +26,25 @@ from .errors import SeqgenError
 
 
 class StopRequest:
-    def __init__(self):
+    """Whether a run should stop, and why (`signal`: "SIGINT", "SIGTERM" or "cancel").
+
+    cancel:      a threading.Event (or anything with is_set()); set means stop
+    should_stop: a callable returning True to stop; called once per optimizer step
+    parent:      an enclosing request; this one stops when it does
+    """
+
+    def __init__(self, cancel=None, should_stop=None, parent: "StopRequest | None" = None):
         self.signal: str | None = None
+        self.cancel, self.should_stop, self.parent = cancel, should_stop, parent
 
     def __bool__(self) -> bool:
+        if self.signal is None:
+            if self.parent is not None and self.parent:
+                self.signal = self.parent.signal
+            elif self.cancel is not None and self.cancel.is_set():
+                self.signal = "cancel"
+            elif self.should_stop is not None and self.should_stop():
+                self.signal = "cancel"
         return self.signal is not None
 
 
@@ -49,15 +68,20 @@ def current() -> StopRequest | None:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
+def stop_on_signals(request: StopRequest | None = None, *,
+                    install: bool = True) -> Iterator[StopRequest]:
+    """Yield `request` (a fresh one by default), set by SIGINT/SIGTERM while the block
+    runs if `install` and this is the main thread. Inside an outer guard it stops when
+    the outer one does."""
     global _active
-    if threading.current_thread() is not threading.main_thread():
-        yield StopRequest()                # signals only reach the main thread
+    request = request if request is not None else StopRequest()
+    if _active is not None and threading.current_thread() is threading.main_thread():
+        request.parent = _active           # nested: the outer guard listens for us
+        yield request
         return
-    if _active is not None:
-        yield _active                      # nested: the outer guard listens for us
+    if not install or threading.current_thread() is not threading.main_thread():
+        yield request                      # signals only reach the main thread
         return
-    request = StopRequest()
     previous = {s: signal.getsignal(s) or signal.SIG_DFL   # None: set outside Python
                 for s in (signal.SIGINT, signal.SIGTERM)}
 

@@ -4,26 +4,35 @@
     model.generate(["the cat"], strategy={"type": "top-k", "k": 5}, seed=1)   # [Sample]
     for piece in model.stream("the cat", "greedy", stop=["."]):             # text as made
         print(piece, end="", flush=True)
-    model.score("the cat sees a dog.")                 # {'tokens', 'loss', 'perplexity'}
+    async for piece in model.astream("the cat", "greedy"):     # the same, in asyncio code
+        await websocket.send(piece)
+    model.score("the cat sees a dog.")                 # Score(tokens, loss, perplexity)
     model.generate("the ", {"type": "teacher-forcing", "reference": "cat sees"})[0].logprobs
 
 Options that have no effect in the combination asked for are reported with
 `warnings.warn(message, seqgen.GenerationWarning)`. One LoadedModel may serve many threads
 at once: each call has its own random generator, so a call's text depends only on its
-arguments and seed.
+arguments and seed. `astream` runs the generation of each call in a thread of its own,
+so an event loop serving many clients is never blocked by a model step.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
+import queue
 import sys
+import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterator
+
+import torch
 
 from . import checkpoint as ckpt
 from .data import TokenStream
 from .errors import CheckpointError, SeqgenError, UnknownComponentError
-from .evaluate import mean_nll, perplexity
+from .evaluate import mean_nll, perplexity, stream_chunks, token_nll
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
 from .missing import believable, missing_message
@@ -33,6 +42,33 @@ from .vocab import Vocab
 
 if TYPE_CHECKING:
     from .api import Session
+    from .model import LanguageModel
+
+
+@dataclass(frozen=True)
+class Score:
+    """How well a model predicts a text: what `LoadedModel.score` returns.
+
+    tokens:         how many tokens were predicted: the text's tokens less the first,
+                    which is context only
+    loss:           mean negative log-likelihood, in nats per token
+    perplexity:     exp(loss)
+    token_logprobs: the log-probability of each predicted token, in text order, with
+                    score(text, per_token=True); None otherwise
+
+    to_dict() gives the same as JSON-able {"tokens", "loss", "perplexity"} (and
+    "token_logprobs" when there are some), as `seqgen eval --json` prints it.
+    """
+    tokens: int
+    loss: float
+    perplexity: float
+    token_logprobs: list[float] | None = None
+
+    def to_dict(self) -> dict:
+        out = {"tokens": self.tokens, "loss": self.loss, "perplexity": self.perplexity}
+        if self.token_logprobs is not None:
+            out["token_logprobs"] = list(self.token_logprobs)
+        return out
 
 
 class LoadedModel:
@@ -47,17 +83,24 @@ class LoadedModel:
         continuation), .logprobs (per token), .score and .perplexity.
     stream(prompt, strategy, max_new_tokens, seed, on_unknown, stop=...) -> iterator of
         text pieces; "".join(pieces) == generate(prompt, ...)[0].text for the same seed.
-    score(text, on_unknown) -> {"tokens", "loss" (nats/token), "perplexity"}.
+    astream(same arguments) -> async iterator of the same pieces, for asyncio code: each
+        call generates in a worker thread of its own, so the event loop is never blocked;
+        errors (argument errors too) are raised at `__anext__`; a consumer that stops
+        early (break, cancellation) stops the worker at its next piece.
+    score(text, on_unknown, per_token=False) -> Score: .tokens, .loss (nats/token),
+        .perplexity, and with per_token .token_logprobs.
     strategy(name | spec object | Strategy) -> Strategy, options validated.
 
     `strategy` is a name ("greedy"), a spec object ({"type": "top-k", "k": 5}) or a built
     Strategy. `on_unknown` decides what happens to prompt characters outside the
     vocabulary: "error" (GenerationError naming them), "skip" or "unk". A call's output
     depends only on its arguments and seed: one LoadedModel may serve many threads.
-    Attributes: .vocab, .model (the torch module), .spec (as stored), .path.
+    Attributes: .vocab, .model (the torch module), .spec (as stored), .path (the
+    checkpoint; None for the model of a run made with save=False).
     """
 
-    def __init__(self, session: "Session", generator: TextGenerator, spec: dict, path: Path,
+    def __init__(self, session: "Session", generator: TextGenerator, spec: dict,
+                 path: Path | None,
                  components: list[dict] = ()):
         self.session = session
         self.generator = generator
@@ -70,7 +113,7 @@ class LoadedModel:
         return self.generator.vocab
 
     @property
-    def model(self):
+    def model(self) -> "LanguageModel":
         return self.generator.model
 
     @classmethod
@@ -106,7 +149,8 @@ class LoadedModel:
         if (isinstance(name, str) and not self.session.registry.has("strategy", name)
                 and any(r["kind"] == "strategy" and r["name"] == name for r in self.components)):
             raise UnknownComponentError(
-                f"{self.path}: " + missing_message(self.session, self.components, "strategy", name))
+                f"{self.path or 'the model'}: "
+                + missing_message(self.session, self.components, "strategy", name))
         return self.session.strategy(copy.deepcopy(strategy))
 
     def generate(self, prompts: list[str] | str = "", strategy: dict | str | Strategy = "greedy",
@@ -132,27 +176,130 @@ class LoadedModel:
                stop: list[str] | str = ()) -> Iterator[str]:
         """One sample's text, piece by piece as it is generated; "".join(pieces) equals
         generate(prompt, ...)[0].text for the same arguments and seed."""
+        return self._stream(prompt, strategy, max_new_tokens, seed, on_unknown, stop,
+                            sys._getframe(1))
+
+    def _stream(self, prompt, strategy, max_new_tokens, seed, on_unknown, stop,
+                caller) -> Iterator[str]:
         args = check_arguments(prompts=[prompt], max_new_tokens=max_new_tokens, seed=seed,
                                on_unknown=on_unknown)
         chosen = self.strategy(strategy)
         check_generation(self.model, len(self.vocab), args["prompts"], 1,
                          args["max_new_tokens"], chosen)
         return self.generator.stream(prompt, chosen, args["max_new_tokens"], args["seed"],
-                                     on_unknown, stop=stop, warn=warn_user(sys._getframe(1)))
+                                     on_unknown, stop=stop, warn=warn_user(caller))
 
-    def score(self, text: str, on_unknown: str = "error") -> dict:
+    async def astream(self, prompt: str = "", strategy: dict | str | Strategy = "greedy",
+                      max_new_tokens: int = 100, seed: int = 0, on_unknown: str = "error", *,
+                      stop: list[str] | str = ()) -> AsyncIterator[str]:
+        """stream() for asyncio code: the same pieces for the same arguments, made in a
+        worker thread of this call's own, one piece per request, so the event loop runs
+        other tasks (other astream calls too) while the model works.
+
+        Errors in the worker, argument errors included, are raised at `__anext__` (so
+        the first one raises when the call's arguments are wrong). A consumer that stops
+        early (breaks out of `async for`, or is cancelled) stops the worker at its next
+        piece: the thread does not outlive the iteration. To stop it at once while still
+        holding the iterator, close it: `await pieces.aclose()`, or iterate inside
+        `contextlib.aclosing(model.astream(...))`.
+        """
+        caller = sys._getframe(1)
+        loop = asyncio.get_running_loop()
+        requests: queue.SimpleQueue = queue.SimpleQueue()   # futures to fill; None: stop
+        worker = threading.Thread(
+            target=_pull, name="seqgen-astream", daemon=True,
+            args=(lambda: self._stream(prompt, strategy, max_new_tokens, seed, on_unknown,
+                                       stop, caller), requests, loop))
+        worker.start()
+        try:
+            while True:
+                future = loop.create_future()
+                requests.put(future)
+                done, piece = await future
+                if done:
+                    return
+                yield piece
+        finally:
+            requests.put(None)
+
+    def score(self, text: str, on_unknown: str = "error", *, per_token: bool = False) -> Score:
         """Mean negative log-likelihood (nats per token) and perplexity of `text`, each
-        token predicted from those before it (the first is context only). Long texts are
-        read as up to 16 parallel rows, for speed. For the log-probability of every token
-        of a continuation, use the teacher-forcing strategy with a reference:
-        generate(prompt, {"type": "teacher-forcing", "reference": text})."""
+        token predicted from those before it (the first is context only), as a Score.
+        Long texts are read as up to 16 parallel rows, for speed. per_token=True reads
+        the text as one row instead, every token predicted from all those before it, and
+        gives each one's log-probability in .token_logprobs. For the log-probabilities
+        of a continuation given a prompt, use the teacher-forcing strategy with a
+        reference: generate(prompt, {"type": "teacher-forcing", "reference": text})."""
         ids = self.vocab.encode(text, on_unknown=on_unknown)
         if ids.numel() < 2:
             raise CheckpointError("scoring needs at least two tokens of text")
         device = next(self.model.parameters()).device
-        nll = mean_nll(self.model, TokenStream(ids), device)
-        return {"tokens": int(ids.numel()) - 1, "loss": nll, "perplexity": perplexity(nll)}
+        if not per_token:
+            nll = mean_nll(self.model, TokenStream(ids), device)
+            return Score(int(ids.numel()) - 1, nll, perplexity(nll))
+        logprobs = token_logprobs(self.model, ids, device)
+        nll = -sum(logprobs) / len(logprobs)
+        return Score(len(logprobs), nll, perplexity(nll), logprobs)
 
+
+@torch.no_grad()
+def token_logprobs(model: "LanguageModel", ids: torch.Tensor, device,
+                   chunk: int = 256) -> list[float]:
+    """log p of ids[1:], each from every id before it: one row, read `chunk` at a time
+    with the state carried."""
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    state = None
+    try:
+        for batch in stream_chunks(ids, 1, chunk):          # [chunk, 1]
+            batch = batch.to(device)
+            logits, state = model(batch.inputs, state)
+            out += (-token_nll(logits, batch)).reshape(-1).tolist()
+    finally:
+        model.train(was_training)
+    return out
+
+
+_DONE = (True, None)
+
+
+def _pull(make: Callable[[], Iterator[str]], requests: queue.SimpleQueue,
+          loop: asyncio.AbstractEventLoop) -> None:
+    """astream's worker: one piece of the iterator `make()` per future taken from
+    `requests`, each settled through the loop; ends at the iterator's end, its first
+    error, or a None request (the consumer has gone). The iterator is made, run and
+    closed in this thread."""
+    pieces = None
+    try:
+        while (future := requests.get()) is not None:
+            error = None
+            try:
+                if pieces is None:
+                    pieces = make()          # argument errors: at the first __anext__
+                result = (False, next(pieces))
+            except StopIteration:
+                result = _DONE
+            except BaseException as e:       # given to the consumer, raised there
+                result, error = None, e
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:             # the loop is closed: nobody is waiting
+                return
+            if result is None or result is _DONE:
+                return
+    finally:
+        if pieces is not None and hasattr(pieces, "close"):
+            pieces.close()
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():                        # the consumer was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def warn_user(caller) -> Callable[[str], None]:

@@ -39,6 +39,12 @@ def embedding_size(vocab_size: int, spec: dict) -> int:
 
 
 class LanguageModel(nn.Module):
+    """The model around a cell (Session.build_model, LoadedModel.model):
+    ids [T, B] -> embedding -> cell -> head -> logits [T, B, V].
+
+    Attributes vocab_size, embedding, cell and head; forward(ids, state, lengths) ->
+    (logits, state); initial_state(batch_size, device); stepper(state) for generation."""
+
     def __init__(self, vocab_size: int, cell: Cell, embedding: nn.Module):
         super().__init__()
         self.vocab_size = vocab_size

@@ -1,4 +1,8 @@
-"""Loss and perplexity curves from runs' metrics.jsonl, as a PNG (matplotlib, Agg)."""
+"""Loss and perplexity curves from runs' metrics.jsonl, as a PNG.
+
+Figures are made with matplotlib's object API (`Figure`, drawn by its Agg canvas), never
+through pyplot: no backend is switched and no global figure list is touched, so plotting
+changes nothing in a host application that uses matplotlib itself, and is thread-safe."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,11 +21,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def plot_runs(run_dirs: list[Path], out: Path) -> Path:
     """Train and validation loss (left) and perplexity (right) against optimizer steps,
     one colour per run, so several runs overlay on the same axes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, (ax_loss, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_ppl = fig.subplots(1, 2)
     for i, run_dir in enumerate(run_dirs):
         rows = read_metrics(run_dir)
         colour = f"C{i}"
@@ -48,12 +51,10 @@ def finish_axes(ax, title: str, which: str = "major") -> None:
 
 
 def save(fig, out: Path) -> Path:
-    """Write a figure as PNG atomically and free it."""
-    import matplotlib.pyplot as plt
+    """Write a figure as PNG atomically."""
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return Path(out)
 
 
@@ -61,11 +62,11 @@ def plot_valid_perplexity(run_dirs: list[Path], out: Path) -> Path:
     """Validation perplexity against optimizer steps, one line per run labelled with its
     directory name: the variants of a comparison overlaid. Log scale, since the first
     evaluations sit far above the rest."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for i, run_dir in enumerate(run_dirs):
         points = [(r["step"], r["valid_perplexity"]) for r in read_metrics(run_dir)
                   if r.get("event") == "eval"]

@@ -19,6 +19,11 @@ SEQGEN_PLUGINS limits third-party loading: unset loads all, "" loads none, and a
 list loads only the entry points it names (by entry-point name, distribution name, or
 `distribution:entry-point`). SEQGEN_DISABLE_PLUGINS is a denylist of the same form.
 Names that match nothing are warned about. Built-ins always load.
+
+Each failure and note is logged as a WARNING on the "seqgen.plugins" logger when it
+happens (with the traceback, when there is one, at DEBUG), and kept in the loader's
+`failures` and `warnings` (Session.load_failures, Session.warnings). With `strict`, failures
+are not logged: they become one PluginError once loading is done.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ import pluggy
 from . import __version__, hookspecs
 from .components import KIND_TABLE
 from .errors import PluginError
+from .log import plugins_logger
 from .registration import Registrar
 from .registry import Registry
 
@@ -59,20 +65,34 @@ HOOK_NAMES = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), 
 
 @dataclass(frozen=True)
 class LoadFailure:
-    name: str           # plugin name (entry point, module, or distribution:entry-point)
-    distribution: str   # the installed distribution that declares it
-    error: str          # the cause, one line
-    detail: str = ""    # the formatted traceback, shown with --debug
-    partial: bool = False  # the plugin loaded, but something it registered was refused
+    """A plugin that failed to load, or had something it registered refused
+    (Session.load_failures, and the "failures" of `seqgen plugins`).
+
+    name:         the plugin (entry-point name, module name, or distribution:entry-point)
+    distribution: the installed distribution that declares it ("direct" for objects
+                  given to Session(plugins=...))
+    error:        the cause, one line
+    detail:       the formatted traceback, when there is one (shown with --debug)
+    partial:      True when the plugin loaded but something it registered was refused
+    cause:        the exception behind it, if any (not compared, not shown)
+    """
+    name: str
+    distribution: str
+    error: str
+    detail: str = ""
+    partial: bool = False
     cause: BaseException | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
+        """One line: which plugin, from which distribution, and what went wrong."""
         what = "" if self.partial else " failed to load"
         return f"plugin {self.name!r} from distribution {self.distribution!r}{what}: {self.error}"
 
 
 @dataclass(frozen=True)
 class PluginInfo:
+    """A plugin that loaded: its name, origin ("builtin", a distribution name, or
+    "direct"), module, distribution and version, and the hooks it implements."""
     name: str
     origin: str          # "builtin", a distribution name, or "direct"
     module: str
@@ -118,7 +138,19 @@ class PluginLoader:
     # -- failures -------------------------------------------------------------------------
     def fail(self, failure: LoadFailure, cause: BaseException | None = None) -> None:
         """Record a plugin's failure (strict loading raises them all once loading is done)."""
-        self.failures.append(replace(failure, cause=cause))
+        failure = replace(failure, cause=cause)
+        self.failures.append(failure)
+        if self.strict:          # not a warning: one error once loading is done
+            return
+        plugins_logger.warning("%s", failure.describe(), extra={"seqgen_failure": failure})
+        if failure.detail:
+            plugins_logger.debug("traceback of plugin %r's failure:\n%s", failure.name,
+                                 failure.detail.rstrip(), extra={"seqgen_failure": failure})
+
+    def warn(self, note: str) -> None:
+        """Record a note about plugin selection, and log it."""
+        self.warnings.append(note)
+        plugins_logger.warning("%s", note)
 
     def info(self, name: str) -> PluginInfo:
         return next(i for i in self.infos if i.name == name)
@@ -154,8 +186,8 @@ class PluginLoader:
         for var, names in ((ENV_VAR, allowed), (DENY_ENV_VAR, denied)):
             for n in sorted(names or ()):
                 if not any(_named({n}, _addresses(ep, dist)) for ep, dist in points):
-                    self.warnings.append(f"{var} names {n!r}, which matches no installed "
-                                         f"plugin (entry point or distribution)")
+                    self.warn(f"{var} names {n!r}, which matches no installed "
+                              f"plugin (entry point or distribution)")
         for ep, dist in points:
             addresses = _addresses(ep, dist)
             if allowed is not None and not _named(allowed, addresses):

@@ -3,9 +3,14 @@
 The bar (tqdm) shows epoch, loss, perplexity and tokens per second, and is redrawn at
 most a few times a second, so it costs nothing measurable per step. Output that is not
 a terminal (a log file, CI) gets one line per `log_every` steps instead.
+
+A run's "warning" events are not printed here: seqgen logs them (logger "seqgen.run")
+and the CLI's log handler prints them, through `Printer.echo` while a bar is shown
+(`Printer.showing_logs`), so that they do not tear it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -38,6 +43,19 @@ class Printer:
             self.bar.write(text, file=sys.stderr if err else self.stream)
         else:
             click.echo(text, file=sys.stderr if err else self.stream)
+
+    @contextlib.contextmanager
+    def showing_logs(self, handler):
+        """While the block runs, `handler` (the CLI's EchoHandler) writes through this
+        printer, above the progress bar if one is shown."""
+        if handler is None:
+            yield
+            return
+        before, handler.write = handler.write, lambda text: self.echo(text, err=True)
+        try:
+            yield
+        finally:
+            handler.write = before
 
     def close(self) -> None:
         if self.bar is not None:
@@ -97,9 +115,6 @@ class Printer:
     def on_generated(self, d):
         joiner = " -> " if d.get("aligned") else ""
         self.echo(f"[{d['strategy']}] {d['prompt']}{joiner}{d['text']}")
-
-    def on_warning(self, d):
-        self.echo(f"warning: {d['message']}", err=True)
 
     def on_checkpoint(self, d):
         if d["kind"] == "epoch":

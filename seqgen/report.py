@@ -41,6 +41,11 @@ COLUMNS = [("parameters", "params", "{:,}"), ("steps", "steps", "{}"),
 
 @dataclass
 class Report:
+    """The report `seqgen compare` writes (CompareResult.report).
+
+    rows: one dict per variant, keyed like report.csv's header. table: the Markdown
+    table. markdown, csv: the paths of report.md and report.csv. curves: curves.png's
+    path, None when no variant has evaluated yet. decoding: decoding.md's path."""
     rows: list[dict]          # one per variant, keyed like report.csv's header
     table: str                # the Markdown table
     markdown: Path

@@ -12,6 +12,9 @@
 
 Loggers are built once the directory exists (a new run's before its spec.json, so one
 that fails to build leaves no run behind) and closed however the run ends.
+
+A run made with `save=False` has no directory: it writes nothing, keeps its best weights
+in memory, and builds no loggers.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from .components import Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event
 from .generate import Sample, TextGenerator
+from .interrupt import StopRequest
+from .log import log_event
 from .loggers import Logger
 from .lock import RunLock
 from .spec import bidirectional_problem, spec_text
@@ -37,6 +42,7 @@ from .train import Progress, Trainer
 
 if TYPE_CHECKING:
     from .api import Session
+    from .loaded import LoadedModel
 
 SPEC_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE = ("spec.json", "metrics.jsonl",
                                                     "samples.json", "plot.png")
@@ -44,28 +50,42 @@ SPEC_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE = ("spec.json", "metrics.jsonl"
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    """What `Session.run` and `Session.resume` return.
+
+    run_dir:        the run directory (None for a run made with save=False)
+    spec:           the resolved spec the run used
+    num_parameters: the model's parameter count
+    train:          the trainer's Progress: steps, losses, history, why it stopped
+    samples:        the generated Samples (none when the run was interrupted)
+    checkpoint:     the checkpoint the delivered weights are in (best, else last)
+    model:          the trained model as a LoadedModel, ready to generate and score (the
+                    best weights when the run evaluated, else the last)
+    """
+    run_dir: Path | None
     spec: dict
     num_parameters: int
     train: Progress
     samples: list[Sample] = field(default_factory=list)
     checkpoint: Path | None = None
+    model: "LoadedModel | None" = None
 
     @property
     def interrupted(self) -> bool:
+        """Stopped early (a signal or cancel) with a checkpoint to resume from."""
         return bool(self.train.stopped and self.train.stopped.startswith("interrupted"))
 
 
 class Run:
-    def __init__(self, session: "Session", spec: dict, emit: Emit):
+    def __init__(self, session: "Session", spec: dict, emit: Emit,
+                 stop: StopRequest | None = None):
         self.session, self.spec, self.send = session, spec, emit
         self.loggers: list[tuple[Component, Logger]] = []
         self.closing = contextlib.ExitStack()      # closes the loggers when execute() ends
         self.device = pick_device(spec["device"])
-        torch.manual_seed(spec["seed"])
         self.dataset: Dataset = session.build("dataset", spec["dataset"])
         check_dataset(self.dataset, spec)
         self.model = session.build_model(spec, len(self.dataset.vocab)).to(self.device)
+        self.best_weights: dict | None = None       # save=False: the best model, in memory
         self.sampler = session.build("sampler", spec["sampler"], self.dataset.train,
                                      seed=spec["seed"], rank=0, world_size=1)
         self.train_strategy = session.build("strategy", spec["train"]["strategy"])
@@ -79,13 +99,15 @@ class Run:
         self.trainer = Trainer.from_spec(session, self.model, self.sampler, self.train_strategy,
                                          spec["train"], self.device, spec["seed"],
                                          valid=self.dataset.valid, emit=self._record,
-                                         on_epoch=self._show_samples, save=self._save)
+                                         on_epoch=self._show_samples, save=self._save,
+                                         stop=stop)
 
     # -- the run directory ----------------------------------------------------------------------
     def create(self, out) -> None:
         """Make the run directory and lock it (RunInUse while another process trains
         there) before writing anything in it; release() unlocks."""
-        self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"])
+        self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"],
+                                       self.session.runs_dir)
         self.lock = RunLock(self.run_dir).acquire()
         if (self.run_dir / SPEC_FILE).exists():  # a run began here since prepare_run_dir looked
             raise SpecError([f"$.out: {self.run_dir} already holds a run ({SPEC_FILE} exists); "
@@ -171,6 +193,11 @@ class Run:
         write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def _save(self, kind: str, trainer: Trainer) -> None:
+        if self.run_dir is None:                   # save=False: only the best, in memory
+            if kind == "best":
+                self.best_weights = {k: v.detach().clone()
+                                     for k, v in self.model.state_dict().items()}
+            return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         state = {"step": trainer.progress.step, "epoch": trainer.progress.epoch}
         if kind == "best":
@@ -184,11 +211,12 @@ class Run:
         ckpt.save(path, ckpt.Checkpoint(self.spec, self.dataset.vocab, self.dataset.task,
                                         tensors, state,
                                         components=self.components))
-        self.emit(Event("checkpoint", {"kind": kind, "path": str(path),
-                                       "step": trainer.progress.step}))
+        trainer.emit(Event("checkpoint", {"kind": kind, "path": str(path),
+                                          "step": trainer.progress.step}))
 
     def emit(self, event: Event) -> None:
         """Every event goes to the loggers, then to on_event plugins and the caller."""
+        log_event(event)     # "warning" events -> logger "seqgen.run" (seqgen/log.py)
         for component, logger in self.loggers:
             try:
                 logger.log(event)
@@ -201,7 +229,7 @@ class Run:
         self.send(event)
 
     def _record(self, event: Event) -> None:
-        if event.kind in ("epoch", "eval"):
+        if event.kind in ("epoch", "eval") and self.run_dir is not None:
             append_line(self.run_dir / METRICS_FILE, json.dumps(event.data))
         self.emit(event)
 
@@ -210,6 +238,7 @@ class Run:
         if not every or epoch % every or not gen["prompts"]:
             return
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
+        self.model.eval()                          # no dropout while sampling
         for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,
                                          self.spec["seed"], gen["on_unknown"], stop=gen["stop"]):
             self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt,
@@ -238,25 +267,41 @@ class Run:
         for note in self.notes:
             self.emit(Event("warning", {"message": note}))
         progress = self.trainer.fit()
+        saved = self.run_dir is not None
         result = RunResult(self.run_dir, self.spec, self.model.num_parameters(), progress,
-                           checkpoint=self.run_dir / ckpt.LAST_FILE)
+                           checkpoint=self.run_dir / ckpt.LAST_FILE if saved else None)
+        self.model.eval()
         if result.interrupted:
+            result.model = self._loaded(result.checkpoint)
             self.emit(Event("interrupted", {"signal": progress.stopped.split(":")[1],
-                                            "run_dir": str(self.run_dir), "step": progress.step}))
+                                            "run_dir": self._dir_text(), "step": progress.step}))
             return result
-        best = self.run_dir / ckpt.BEST_FILE
-        if best.exists():      # deliver (and sample from) the best model, as `generate` will
+        best = self.run_dir / ckpt.BEST_FILE if saved else None
+        if best is not None and best.exists():  # deliver (and sample from) the best model
             self.model.load_state_dict(ckpt.load(best).group("model"))
             result.checkpoint = best
+        elif self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        result.model = self._loaded(result.checkpoint)
         result.samples = self._generate()
-        self._plot()
-        self.emit(Event("end", {"run_dir": str(self.run_dir), "steps": progress.step,
+        if saved:
+            self._plot()
+        self.emit(Event("end", {"run_dir": self._dir_text(), "steps": progress.step,
                                 "seconds": progress.seconds, "stopped": progress.stopped,
                                 "history": progress.history[-2:]}))
         return result
 
+    def _dir_text(self) -> str | None:
+        return None if self.run_dir is None else str(self.run_dir)
+
+    def _loaded(self, checkpoint: Path | None) -> "LoadedModel":
+        """The trained model as a LoadedModel, sharing this run's weights (no reload)."""
+        from .loaded import LoadedModel
+        return LoadedModel(self.session, self.generator, self.spec, checkpoint,
+                           self.components)
+
     def _announce(self) -> None:
-        self.emit(Event("start", {"run_dir": str(self.run_dir),
+        self.emit(Event("start", {"run_dir": self._dir_text(),
                                   "parameters": self.model.num_parameters(),
                                   "device": str(self.device), "dataset": self.dataset.source,
                                   "vocabulary": len(self.dataset.vocab),
@@ -286,8 +331,9 @@ class Run:
                                           "aligned": self.dataset.task == "aligned",
                                           "text": self.dataset.vocab.continuation(s.prompt,
                                                                                   s.text)}))
-        write_text(self.run_dir / SAMPLES_FILE, json.dumps(
-            [s.to_dict() for s in samples], indent=2, ensure_ascii=False) + "\n")
+        if self.run_dir is not None:
+            write_text(self.run_dir / SAMPLES_FILE, json.dumps(
+                [s.to_dict() for s in samples], indent=2, ensure_ascii=False) + "\n")
         return samples
 
     def _plot(self) -> None:
@@ -296,8 +342,8 @@ class Run:
         self.emit(Event("plot", {"path": str(path)}))
 
 
-def prepare_run_dir(out, name: str) -> Path:
-    """The run directory: `out`, or runs/<name>-<timestamp>. Never reuses a finished run,
+def prepare_run_dir(out, name: str, runs_dir: Path = Path("runs")) -> Path:
+    """The run directory: `out`, or RUNS_DIR/<name>-<timestamp>. Never reuses a finished run,
     and never writes into a directory seqgen did not make (seqgen/paths.py has the path
     policy). Removes the temporary files a killed writer left there."""
     import time
@@ -306,10 +352,10 @@ def prepare_run_dir(out, name: str) -> Path:
     from .paths import check_output_dir, dir_name
     if out is None:
         stamp, base = time.strftime("%Y%m%d-%H%M%S"), dir_name(name)
-        run_dir, n = Path("runs") / f"{base}-{stamp}", 1
+        run_dir, n = Path(runs_dir) / f"{base}-{stamp}", 1
         while run_dir.exists():
             n += 1
-            run_dir = Path("runs") / f"{base}-{stamp}-{n}"
+            run_dir = Path(runs_dir) / f"{base}-{stamp}-{n}"
     else:
         run_dir = check_output_dir(out, SPEC_FILE)     # absent, empty, or a run directory
     if (run_dir / SPEC_FILE).exists():

@@ -330,6 +330,9 @@ def _message(error) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return f"{error.message}. Allowed: {', '.join(allowed)}"
+    if (error.validator == "required" and isinstance(error.schema, dict)
+            and error.schema.get("description") and "properties" not in error.schema):
+        return error.schema["description"]   # a bare requirement (if/then branch) says what to give
     return error.message
 
 

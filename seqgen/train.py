@@ -9,6 +9,13 @@ feeds the reference at every step (teacher ratio 1), a batch is one whole-sequen
 
 Everything the loop needs to continue lives in `Progress` plus the model, optimizer and
 RNG states, so an interrupted run resumes to exactly the losses of an uninterrupted one.
+Every random number comes from the run's own generators (seqgen/seeding.py).
+
+Stopping early: the trainer checks its `StopRequest` after every optimizer step (a
+signal, a cancel event or a should_stop callable; seqgen/interrupt.py), saves
+last.safetensors and returns. An exception raised by an event callback (a logger, an
+on_event plugin, the caller's emit) is held until the step ends, so the state is whole:
+the trainer saves last.safetensors, sends no more events, and raises it.
 """
 from __future__ import annotations
 
@@ -25,7 +32,8 @@ from .data import Split
 from .errors import TrainingError
 from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
-from .interrupt import stop_on_signals
+from .interrupt import StopRequest
+from .seeding import dropout_generator, generator as derived_generator, global_rng
 from .model import LanguageModel
 from .state import State, detach_state
 from .strategy import Strategy
@@ -64,7 +72,19 @@ def state_rows(state: State) -> int:
 
 @dataclass
 class Progress:
-    """Where training stands; JSON-able, saved in every checkpoint."""
+    """Where training stands; JSON-able, saved in every checkpoint, and returned as
+    `RunResult.train`. Losses are mean negative log-likelihoods in nats per token.
+
+    epoch, batch: the current epoch (0-based) and the batches of it already trained.
+    step, tokens: optimizer steps and training tokens so far.
+    epoch_nll, epoch_tokens: summed NLL and tokens of the current epoch so far.
+    start_loss: the first step's loss (divergence is measured against it).
+    best_valid, bad_evals: the best validation loss, and evaluations since it.
+    seconds: training time, across resumes.
+    stopped: why training ended (see the field's comment), None while it runs.
+    history: one dict per epoch ("event": "epoch", train_loss, ...) and per evaluation
+    ("event": "eval", valid_loss, best, ...).
+    train_nll, valid_nll (properties): the last epoch's train loss, the best valid loss."""
     epoch: int = 0              # current epoch, 0-based
     batch: int = 0              # batches of the current epoch already trained
     step: int = 0               # optimizer steps so far
@@ -75,8 +95,9 @@ class Progress:
     best_valid: float | None = None
     bad_evals: int = 0          # evaluations since the best one (early stopping)
     seconds: float = 0.0        # training time before this process (resume)
-    stopped: str | None = None  # "interrupted:SIGINT", "early-stopping", "max-steps",
-                                # "time-limit" or "done"
+    stopped: str | None = None  # "interrupted:SIGINT" (or :SIGTERM, :cancel),
+                                # "early-stopping", "max-steps", "time-limit", "done",
+                                # or "failed" (an event callback raised)
     history: list = field(default_factory=list)
 
     @property
@@ -100,14 +121,19 @@ class Trainer:
     def __init__(self, model: LanguageModel, sampler: Sampler, strategy: Strategy,
                  spec: dict, device: torch.device, seed: int, valid: Split | None = None,
                  emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None, *,
-                 optimizer: torch.optim.Optimizer, schedule: Schedule):
+                 optimizer: torch.optim.Optimizer, schedule: Schedule,
+                 stop: StopRequest | None = None):
         self.model, self.sampler, self.strategy = model, sampler, strategy
-        self.spec, self.device, self.valid, self.emit = spec, device, valid, emit
+        self.spec, self.device, self.valid, self.send = spec, device, valid, emit
+        self.stop = stop if stop is not None else StopRequest()
+        self.failure: Exception | None = None     # an event callback's, raised at step end
         self.on_epoch = on_epoch                  # callback(epoch) for samples
         self.save = save or (lambda kind, trainer: None)
         self.optimizer, self.schedule = optimizer, schedule
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.generator = torch.Generator().manual_seed(seed + 1)  # strategy draws
+        self.dropout = derived_generator(seed, "dropout", device)  # the cell's dropout masks
+        self.explicit = getattr(model.cell, "explicit_randomness", False)
         self.progress = Progress()
         self.carried: State = None               # state carried into the next batch
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
@@ -131,7 +157,7 @@ class Trainer:
         factor = self.schedule(self.progress.step)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
-        with self.autocast:
+        with self.autocast, self.randomness():
             logits, state = forward_batch(self.model, batch, state, self.strategy, ratio,
                                           self.generator)
             nll = token_nll(logits.float(), batch).sum()
@@ -141,6 +167,34 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec["clip_norm"])
         self.optimizer.step()
         return float(nll.detach()), state
+
+    def randomness(self):
+        """Dropout in the forward pass draws from the run's dropout generator: through
+        seqgen.dropout, or for cells that use torch's own, through torch's global
+        generator seeded from it and restored (seqgen/seeding.py)."""
+        if self.explicit:
+            return dropout_generator(self.dropout)
+        stack = contextlib.ExitStack()
+        stack.enter_context(dropout_generator(self.dropout))
+        stack.enter_context(global_rng(self.dropout))
+        return stack
+
+    def emit(self, event: Event) -> None:
+        """Send an event; an exception from a callback is kept for the step's end, and no
+        event is sent after one."""
+        if self.failure is not None:
+            return
+        try:
+            self.send(event)
+        except Exception as e:
+            self.failure = e
+
+    def should_stop(self) -> bool:
+        try:
+            return bool(self.stop)
+        except Exception as e:                # a should_stop callable that raised
+            self.failure = e
+            return False
 
     def start_state(self, rows: int) -> State:
         """The sampler's rule: a fresh state every batch, or the last one carried, detached."""
@@ -156,49 +210,55 @@ class Trainer:
         started = time.perf_counter() - p.seconds
         if spec["max_steps"] and p.step >= spec["max_steps"]:
             p.stopped = "max-steps"      # resumed after it finished (to write its samples)
-        with stop_on_signals() as stop:
-            while p.epoch < spec["epochs"] and p.stopped is None:
-                self.emit(Event("epoch_start", {"epoch": p.epoch + 1, "batches": len(self.sampler),
-                                                "done": p.batch}))
-                ratio = self.strategy.teacher_ratio(p.epoch)
-                window = [0.0, 0, time.perf_counter()]       # nll, tokens, start time
-                for index, batch in enumerate(self.sampler.epoch(p.epoch)):
-                    if index < p.batch:
-                        continue                             # trained before a resume
-                    batch = batch.to(self.device)
-                    nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
-                    self._check_loss(nll / batch.num_tokens)
-                    self.carried = state
-                    p.batch, p.step = index + 1, p.step + 1
-                    p.tokens += batch.num_tokens
-                    p.epoch_nll += nll
-                    p.epoch_tokens += batch.num_tokens
-                    window[0] += nll
-                    window[1] += batch.num_tokens
-                    self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
-                                             "tokens": batch.num_tokens}))
-                    if p.step % spec["log_every"] == 0:
-                        self._log(window)
-                    if spec["eval_every"] and p.step % spec["eval_every"] == 0:
-                        self._evaluate()
-                    if stop:
-                        p.stopped = f"interrupted:{stop.signal}"
-                    elif spec["max_steps"] and p.step >= spec["max_steps"]:
-                        p.stopped = "max-steps"
-                    elif spec["max_seconds"] and time.perf_counter() - started >= spec["max_seconds"]:
-                        p.stopped = "time-limit"
-                    if p.stopped:
-                        break
-                if p.stopped and p.stopped.startswith("interrupted"):
+        while p.epoch < spec["epochs"] and p.stopped is None:
+            self.emit(Event("epoch_start", {"epoch": p.epoch + 1, "batches": len(self.sampler),
+                                            "done": p.batch}))
+            ratio = self.strategy.teacher_ratio(p.epoch)
+            window = [0.0, 0, time.perf_counter()]       # nll, tokens, start time
+            for index, batch in enumerate(self.sampler.epoch(p.epoch)):
+                if index < p.batch:
+                    continue                             # trained before a resume
+                batch = batch.to(self.device)
+                nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
+                self._check_loss(nll / batch.num_tokens)
+                self.carried = state
+                p.batch, p.step = index + 1, p.step + 1
+                p.tokens += batch.num_tokens
+                p.epoch_nll += nll
+                p.epoch_tokens += batch.num_tokens
+                window[0] += nll
+                window[1] += batch.num_tokens
+                self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
+                                         "tokens": batch.num_tokens}))
+                if p.step % spec["log_every"] == 0:
+                    self._log(window)
+                if spec["eval_every"] and p.step % spec["eval_every"] == 0:
+                    self._evaluate()
+                if self.should_stop():
+                    p.stopped = f"interrupted:{self.stop.signal}"
+                elif spec["max_steps"] and p.step >= spec["max_steps"]:
+                    p.stopped = "max-steps"
+                elif spec["max_seconds"] and time.perf_counter() - started >= spec["max_seconds"]:
+                    p.stopped = "time-limit"
+                if self.failure is not None:
+                    p.stopped = "failed"
+                if p.stopped is not None:
                     break
-                self._end_epoch(time.perf_counter() - started)
-            p.seconds = time.perf_counter() - started
-            if p.stopped is None:
-                p.stopped = "done"
-            evaluated = [h["step"] for h in p.history if h["event"] == "eval"]
-            if not p.stopped.startswith("interrupted") and evaluated and evaluated[-1] != p.step:
-                self._evaluate()                     # the final weights are always scored
-            self.save("last", self)
+            if p.stopped and p.stopped.startswith(("interrupted", "failed")):
+                break
+            self._end_epoch(time.perf_counter() - started)
+            if self.failure is not None:
+                p.stopped = "failed"
+        p.seconds = time.perf_counter() - started
+        if p.stopped is None:
+            p.stopped = "done"
+        evaluated = [h["step"] for h in p.history if h["event"] == "eval"]
+        if (not p.stopped.startswith(("interrupted", "failed")) and evaluated
+                and evaluated[-1] != p.step):
+            self._evaluate()                     # the final weights are always scored
+        self.save("last", self)
+        if self.failure is not None:                 # saved above: resumable; now raise it
+            raise self.failure
         return p
 
     def _log(self, window: list) -> None:
@@ -270,8 +330,8 @@ class Trainer:
         tensors, optim_meta = optimizer_to_flat(self.optimizer)
         carry, structure = state_to_flat(self.carried)
         tensors.update(carry)
-        tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.trainer"] = self.generator.get_state()
+        tensors["rng.dropout"] = self.dropout.get_state()
         meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure}
         return tensors, meta
 
@@ -279,7 +339,8 @@ class Trainer:
         optimizer_from_flat(self.optimizer, {k: v for k, v in tensors.items()
                                              if k.startswith("optim.")}, meta["optimizer"])
         self.carried = state_from_flat(tensors, meta["carry"])
-        torch.set_rng_state(tensors["rng.torch"])
         self.generator.set_state(tensors["rng.trainer"])
+        if "rng.dropout" in tensors:   # checkpoints before seqgen/seeding.py kept torch's global
+            self.dropout.set_state(tensors["rng.dropout"])
         self.progress = Progress(**meta["progress"])
         self.progress.stopped = None                 # resuming: the epoch count decides

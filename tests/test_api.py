@@ -63,7 +63,7 @@ def test_score_counts_every_predicted_token(run_result):
     sample = model.generate("the ", "greedy", max_new_tokens=10)[0]
     scored = model.score("the " + sample.text)
     # score covers the prompt's own tokens too, so compare only through the last 10
-    assert scored["tokens"] == 13 and scored["perplexity"] > 1.0
+    assert scored.tokens == 13 and scored.perplexity > 1.0
 
 
 def test_same_seed_same_losses(tiny_spec, tmp_path):

@@ -114,7 +114,15 @@ class LastStepStateWithLengths(ScratchGRU):
         return output, super().forward(x, state)[1]
 
 
+class ClaimsExplicitRandomnessButUsesTorchDropout(ScratchGRU):
+    """Says it draws only through seqgen.dropout, then drops out with torch's global RNG."""
+    def forward(self, x, state=None, lengths=None):
+        output, state = super().forward(x, state, lengths)
+        return torch.nn.functional.dropout(output, 0.5, self.training), state
+
+
 @pytest.mark.parametrize("factory, broken", [
+    (ClaimsExplicitRandomnessButUsesTorchDropout, "randomness"),
     (NotACell, "type"),
     (TimeMajorIgnored, "shapes"),
     (DefaultStateIsNotInitialState, "initial_state"),

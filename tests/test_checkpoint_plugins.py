@@ -81,7 +81,7 @@ def test_loading_needs_only_the_cells_plugin(run_dir):
 
     model = seqgen.Session([CellOnly()], entry_points=False).load(run_dir)
     assert len(model.generate("the ", "greedy", max_new_tokens=5)[0].text) > 0
-    assert model.score("the cat sees a dog.")["tokens"] == 18
+    assert model.score("the cat sees a dog.").tokens == 18
 
 
 def test_loading_needs_nothing_but_the_model_from_the_builtins_either(session, tiny_spec):
@@ -89,7 +89,7 @@ def test_loading_needs_nothing_but_the_model_from_the_builtins_either(session, t
     cells_only = seqgen.Session([importlib.import_module("seqgen_plugins.cells")],
                                 entry_points=False, builtins=False)
     assert cells_only.registry.names("dataset") == cells_only.registry.names("strategy") == []
-    assert cells_only.load("r").score("the cat sees a dog.")["tokens"] == 18
+    assert cells_only.load("r").score("the cat sees a dog.").tokens == 18
 
 
 def test_a_missing_cell_plugin_names_what_to_install(run_dir):

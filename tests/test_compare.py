@@ -167,7 +167,8 @@ def test_rerunning_a_finished_comparison_only_rebuilds_the_report(done, tmp_path
 
 def test_interrupted_sweep_continues_without_rerunning_finished_variants(tmp_path):
     torch.set_num_threads(1)
-    cut = seqgen.Session([SignalIn("cell=gru", 5)], entry_points=False).compare(SPEC, out="o")
+    cut = seqgen.Session([SignalIn("cell=gru", 5)], entry_points=False).compare(
+        SPEC, out="o", handle_signals=True)
     assert (cut.interrupted, cut.variant, cut.report, cut.rows) == ("SIGINT", "cell=gru", None, [])
     assert not (tmp_path / "o" / "cell=lstm").exists()              # the sweep stopped
     assert not (tmp_path / "o" / "report.md").exists()
@@ -185,7 +186,8 @@ def test_interrupted_sweep_continues_without_rerunning_finished_variants(tmp_pat
 
 
 def test_a_signal_before_training_stops_the_run_at_its_first_step(tmp_path):
-    cut = seqgen.Session([SignalIn("cell=rnn")], entry_points=False).compare(SPEC, out="o")
+    cut = seqgen.Session([SignalIn("cell=rnn")], entry_points=False).compare(
+        SPEC, out="o", handle_signals=True)
     assert (cut.interrupted, cut.variant) == ("SIGINT", "cell=rnn")
     state = ckpt.load(tmp_path / "o/cell=rnn/last.safetensors").state["trainer"]["progress"]
     assert (state["step"], state["stopped"]) == (1, "interrupted:SIGINT")

@@ -232,11 +232,14 @@ def valid_specs(draw):
     if draw(st.booleans()):
         spec.pop("extends", None)
     dataset = spec["dataset"]
-    if "path" in dataset and ("paths" in dataset or "pairs" in dataset):
-        del dataset["path"]                  # exactly one of them
-    if dataset["type"] in ("text", "lines") and "path" not in dataset and "paths" not in dataset:
+    given = [k for k in ("paths", "pairs", "text", "path") if k in dataset]
+    for key in given[1:]:                    # exactly one of them
+        del dataset[key]
+    if "pairs" in dataset:
+        dataset.pop("format", None)
+    if dataset["type"] in ("text", "lines") and not given:
         dataset["path"] = "lines.txt" if dataset["type"] == "lines" else "corpus.txt"
-    if dataset["type"] == "pairs" and "pairs" not in dataset and "path" not in dataset:
+    if dataset["type"] == "pairs" and not given:
         dataset["pairs"] = [list(PAIRS[0])]
     sequences = dataset["type"] in ("lines", "pairs")
     sampler = spec.get("sampler")

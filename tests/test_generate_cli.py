@@ -74,8 +74,8 @@ def test_beam_prints_the_best_sequences_with_scores(checkpoint):
     assert code == 0 and len(samples) == 2
     assert samples[0]["score"] >= samples[1]["score"]
     assert samples[0]["text"] != samples[1]["text"]
-    code, text, _ = generate(checkpoint, "--prompt", "th", "--strategy", "beam",
-                             "--max-new-tokens", "8")
+    code, text, _ = generate(checkpoint, "--prompt", "th", "--strategy", "beam", "--set",
+                             "width=3", "--max-new-tokens", "8")
     assert text.splitlines()[1] == (f"[score {samples[0]['score']:.4f}, "
                                     f"perplexity {samples[0]['perplexity']:.3f}]")
 

@@ -164,8 +164,8 @@ def test_teacher_forcing_agrees_with_score(lstm):
     text = "the cat sees a dog."
     scored = lstm.score(text)
     forced = lstm.generate(text[0], {"type": "teacher-forcing", "reference": text[1:]})[0]
-    assert scored["tokens"] == len(forced.logprobs) == len(text) - 1
-    assert -sum(forced.logprobs) / len(forced.logprobs) == pytest.approx(scored["loss"], abs=1e-5)
+    assert scored.tokens == len(forced.logprobs) == len(text) - 1
+    assert -sum(forced.logprobs) / len(forced.logprobs) == pytest.approx(scored.loss, abs=1e-5)
 
 
 def test_teacher_forcing_needs_a_reference(lstm):

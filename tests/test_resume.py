@@ -32,14 +32,15 @@ def losses(history):
 @pytest.mark.parametrize("sampler, stop_at", [("sequential", 7), ("random", 4), ("sequential", 10)])
 def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(
         tiny_spec, sampler, stop_at):
-    # dropout draws from the global RNG, the sequential sampler carries state across the
+    # dropout draws from the run's generator, the sequential sampler carries state across the
     # interruption, and step 10 is an epoch boundary (10 batches per epoch here).
     tiny_spec["model"]["cell"].update(num_layers=2, dropout=0.3)
     tiny_spec["sampler"] = {"type": sampler, "batch_size": 4, "num_steps": 16}
     tiny_spec["train"].update(epochs=3, strategy={"type": "teacher-forcing", "ratio": 0.8})
     whole = seqgen.Session(entry_points=False).run(tiny_spec, out="whole")
 
-    first = seqgen.Session([SignalAt(stop_at)], entry_points=False).run(tiny_spec, out="cut")
+    first = seqgen.Session([SignalAt(stop_at)], entry_points=False).run(tiny_spec, out="cut",
+                                                                    handle_signals=True)
     assert first.interrupted and first.train.step == stop_at
     assert first.train.stopped == "interrupted:SIGINT"
     resumed = seqgen.Session(entry_points=False).resume("cut")
@@ -122,7 +123,8 @@ def test_resume_refuses_data_whose_vocabulary_changed(tiny_spec, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sees the dog. " * 60)
     tiny_spec["dataset"] = {"type": "text", "path": str(corpus)}
-    first = seqgen.Session([SignalAt(2)], entry_points=False).run(tiny_spec, out="r")
+    first = seqgen.Session([SignalAt(2)], entry_points=False).run(tiny_spec, out="r",
+                                                                  handle_signals=True)
     assert first.interrupted
     corpus.write_text("the cat sees the dog! " * 60)       # '.' became '!'
     with pytest.raises(seqgen.CheckpointError) as info:

@@ -303,8 +303,8 @@ TRAINING_STATE_DAMAGE = {
     "carried state missing": (drop_tensors("carry.1"),
                               "tensor 'carry.1' of the carried state (metadata 'state': "
                               "$.trainer.carry) is missing"),
-    "random state missing": (drop_tensors("rng.torch"),
-                             "the training state cannot be restored: tensor 'rng.torch' is "
+    "random state missing": (drop_tensors("rng.trainer"),
+                             "the training state cannot be restored: tensor 'rng.trainer' is "
                              "missing"),
     "random state not bytes": (retype("rng.trainer", torch.float32),
                                "tensor 'rng.trainer' (a random generator's state) is "

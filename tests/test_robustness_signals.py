@@ -313,7 +313,8 @@ def test_a_signal_while_a_variant_starts_stops_the_sweep_before_it_writes(tiny_s
 
     tiny_spec["train"]["max_steps"] = 3
     tiny_spec["sweep"] = {"grid": {"model.cell.type": ["rnn", "gru"]}}
-    cut = SignalOnSecondBuild(entry_points=False).compare(tiny_spec, out="o")
+    cut = SignalOnSecondBuild(entry_points=False).compare(tiny_spec, out="o",
+                                                          handle_signals=True)
     assert (cut.interrupted, cut.variant, cut.report) == ("SIGINT", "cell=gru", None)
     assert (Path("o") / "cell=rnn" / "samples.json").is_file()
     assert not (Path("o") / "cell=gru").exists()             # stopped before it wrote

@@ -24,6 +24,12 @@ class FusedCell(RecurrentCell):
     #: Single steps of more rows than this run the module (its kernel is faster there).
     kernel_max_batch: int | None = None
 
+    @property
+    def explicit_randomness(self) -> bool:
+        """torch's fused kernels draw dropout between layers from the global generator
+        (seqgen/seeding.py then seeds and restores it); without dropout nothing is drawn."""
+        return self.dropout == 0.0 or self.num_layers == 1
+
     def make_module(self, module_class: type[nn.RNNBase], **extra) -> nn.RNNBase:
         return module_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
                             dropout=self.dropout, bidirectional=self.bidirectional, **extra)

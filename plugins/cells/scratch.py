@@ -12,7 +12,8 @@ This class wires layers, directions, dropout and padding around it. The weights 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from seqgen import dropout
 
 from .base import RecurrentCell
 from .lengths import reverse_within_length, valid_steps
@@ -40,6 +41,8 @@ def add_biases(b_ih: torch.Tensor | None, b_hh: torch.Tensor | None) -> torch.Te
 class ScratchCell(RecurrentCell):
     """Subclasses set `gate_count` and `recurrence` (a staticmethod, or a method when it
     depends on an option, like the RNN's nonlinearity)."""
+
+    explicit_randomness = True        # dropout through seqgen.dropout, the run's generator
 
     def __init__(self, input_size: int, **options):
         super().__init__(input_size, **options)
@@ -69,7 +72,7 @@ class ScratchCell(RecurrentCell):
                 finals.append(final)
             x = torch.cat(outputs, 2) if directions == 2 else outputs[0]  # [T, B, H*D]
             if layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, self.training)
+                x = dropout(x, self.dropout, self.training)
         if valid is not None:
             x = x.masked_fill(~valid, 0.0)  # padded steps hold the frozen state: zero them
         return x, self.join_state(tuple(torch.stack(part) for part in zip(*finals)))

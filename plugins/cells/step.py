@@ -12,9 +12,8 @@ new state tuple, h first.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from seqgen import State
+from seqgen import State, dropout
 
 
 def lstm_kernel(x, state, w_ih, w_hh, b_ih, b_hh):
@@ -61,7 +60,7 @@ class LayerStepper:
                 outputs.append(new[0])
             x = torch.cat(outputs, 1) if directions == 2 else outputs[0]
             if self.dropout and layer < layers - 1:
-                x = F.dropout(x, self.dropout, True)
+                x = dropout(x, self.dropout, True)
         return x
 
     @property

@@ -37,10 +37,16 @@ class RecurrentWeights(nn.Module):
                 for name, shape in shapes.items():
                     self.register_parameter(name, nn.Parameter(torch.empty(shape)))
                 self._names.append(list(shapes))
-        # torch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
-        bound = 1.0 / math.sqrt(hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        self.hidden_size = hidden_size
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """torch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)), drawn from
+        `generator` (a run's "init" stream) or torch's global one."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for p in self.parameters():
+                nn.init.uniform_(p, -bound, bound, generator=generator)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:

@@ -1,4 +1,5 @@
-"""Reading corpus files: resolve `path`/`paths` (files or globs), read bytes, decode once.
+"""Where a corpus comes from: files (`path`/`paths`, files or globs: read as bytes,
+decoded once) or the text itself (`text`, in memory: the filesystem is never touched).
 
 Every failure is a `seqgen.DataError` naming the file, so a spec author sees which file
 to fix: missing, a directory, a glob that matches nothing, bytes that are not UTF-8.
@@ -13,6 +14,50 @@ from pathlib import Path
 from seqgen import DataError, read_text
 
 GLOB_CHARS = set("*?[")
+ONE_SOURCE = ("give exactly one of 'path' (a file or glob), 'paths' (a list of them) or "
+              "'text' (the text itself)")
+
+
+def load(path: str | None = None, paths: list[str] | None = None,
+         text: str | None = None) -> tuple[str, str, int]:
+    """(corpus, source, files read) from exactly one of `path`, `paths` or `text`.
+
+    `text` is normalised as a file is when read (a leading byte-order mark dropped,
+    "\\r\\n" made "\\n"), so the same characters give the same tokens either way.
+    """
+    given = [name for name, value in (("path", path), ("paths", paths), ("text", text))
+             if value is not None]
+    if len(given) != 1:
+        raise DataError(ONE_SOURCE + (f"; got {' and '.join(given)}" if given else ""))
+    if text is None:
+        files = resolve(path, paths)
+        return read_corpus(files), describe(files), len(files)
+    return in_memory(text), describe_text(text), 0
+
+
+def in_memory(text: str) -> str:
+    """`text` as a corpus: checked, normalised like a file's contents, never empty."""
+    if not isinstance(text, str):
+        raise DataError(f"'text' must be a string (the corpus itself), not "
+                        f"{type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"{describe_text(text)}: character {e.start} ({text[e.start]!r}) "
+                        "is not a Unicode character") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if not text:
+        raise DataError(f"{describe_text(text)}: empty corpus")
+    return text
+
+
+def describe_text(text: str) -> str:
+    """Short name of an in-memory corpus for messages and `Dataset.source`."""
+    n = len(text)
+    return f"<text: {n} character{'' if n == 1 else 's'}>"
 
 
 def resolve(path: str | None = None, paths: list[str] | None = None) -> list[Path]:

@@ -1,5 +1,6 @@
 """The "lines" dataset: one sequence per line (names, poems), task "lines".
 
+The lines come from UTF-8 files (`path`, `paths`) or from a string (`text`), alike.
 Each non-empty line is a sequence; inputs are [<bos>] + line and targets line + [<eos>],
 so a model learns where lines start and end and generation stops at <eos>. The
 vocabulary holds <pad> (id 0, what samplers pad with), <bos>, <eos> and, at word level,
@@ -10,25 +11,26 @@ from __future__ import annotations
 
 from seqgen import BOS, EOS, PAD, DataError, Dataset, Vocab
 
-from .files import describe, read_corpus, resolve
-from .options import LEVEL_OPTIONS, PATH_OPTIONS, valid_fraction_option
+from .files import load
+from .options import LEVEL_OPTIONS, SOURCE_OPTIONS, SOURCES, one_of, valid_fraction_option
 from .sequences import split_ids, tail, with_bos_eos
 from .splits import train_size
 from .tokens import encode_words, split_words, word_vocab
 
 LINES_SCHEMA = {
     "type": "object",
-    "properties": {**PATH_OPTIONS, **LEVEL_OPTIONS, "valid_fraction": valid_fraction_option(0.1)},
+    "properties": {**SOURCE_OPTIONS, **LEVEL_OPTIONS,
+                   "valid_fraction": valid_fraction_option(0.1)},
+    **one_of(SOURCES),
 }
-DESCRIPTION = "One sequence per line of UTF-8 files (names, poems), with <bos>/<eos> (task lines)."
+DESCRIPTION = ("One sequence per line of UTF-8 files or a string (names, poems), with "
+               "<bos>/<eos> (task lines).")
 SPECIALS = (PAD, BOS, EOS)
 
 
-def build_lines_dataset(path=None, paths=None, level="char", pattern=None, min_freq=1,
-                        lowercase=False, valid_fraction=0.1) -> Dataset:
-    files = resolve(path, paths)
-    source = describe(files)
-    text = read_corpus(files)
+def build_lines_dataset(path=None, paths=None, text=None, level="char", pattern=None,
+                        min_freq=1, lowercase=False, valid_fraction=0.1) -> Dataset:
+    text, source, files = load(path, paths, text)
     if lowercase:
         text = text.lower()
     lines = [line for line in text.split("\n") if line.strip()]
@@ -50,7 +52,7 @@ def build_lines_dataset(path=None, paths=None, level="char", pattern=None, min_f
 
     data = with_bos_eos(seqs, vocab.bos_id, vocab.eos_id)
     train, valid = tail(data, train_size(len(data), valid_fraction, "lines", source))
-    info = {"files": len(files), "lines": len(data), "train_lines": len(train),
+    info = {"files": files, "lines": len(data), "train_lines": len(train),
             "valid_lines": len(valid) if valid else 0, "vocab_size": len(vocab),
             "longest": max(len(s) for s in seqs)}
     return Dataset(vocab=vocab, task="lines", train=train, valid=valid, source=source,

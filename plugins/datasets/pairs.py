@@ -1,9 +1,11 @@
 """The "pairs" dataset: aligned input -> target strings of equal length (task "aligned").
 
 The lesson's toy mapping hello -> ohlol: the output at step t may depend on the whole
-input. Pairs come inline (`pairs: [["hello", "ohlol"]]`) or from a file: .tsv with
-input<TAB>target per line, or .jsonl with {"input": ..., "target": ...} per line.
-Character level; the vocabulary is exactly the characters of inputs and targets.
+input. Pairs come inline (`pairs: [["hello", "ohlol"]]`), from a file (`path`), or as the
+text such a file holds (`text`): tsv is input<TAB>target per line, jsonl is
+{"input": ..., "target": ...} per line; `format` names which (default: a file's suffix,
+.tsv or .jsonl; tsv for `text`). Character level; the vocabulary is exactly the
+characters of inputs and targets.
 
 Validation: with valid_fraction 0 (the default) the validation split IS the training
 split: for a toy mapping the question is whether the model learned these very pairs.
@@ -16,11 +18,14 @@ from pathlib import Path
 
 from seqgen import DataError, Dataset, SequenceSet, Vocab, read_text
 
-from .files import resolve
-from .options import valid_fraction_option
+from .files import describe_text, in_memory, resolve
+from .options import one_of, valid_fraction_option
 from .sequences import split_ids, tail
 from .splits import train_size
 
+SOURCES = {"pairs": "inline [input, target] pairs", "path": "a .tsv or .jsonl file",
+           "text": "what such a file holds, as a string"}
+FORMATS = {".tsv": "tsv", ".jsonl": "jsonl"}
 PAIRS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -28,29 +33,58 @@ PAIRS_SCHEMA = {
                   "items": {"type": "array", "minItems": 2, "maxItems": 2,
                             "prefixItems": [{"type": "string"}, {"type": "string"}]},
                   "description": "Inline [input, target] pairs, e.g. [[\"hello\", \"ohlol\"]]. "
-                                 "Give this or 'path'."},
+                                 "Give this, 'path' or 'text'."},
         "path": {"type": "string", "minLength": 1,
                  "description": "A .tsv (input<TAB>target per line) or .jsonl "
-                                "({\"input\": ..., \"target\": ...} per line) file."},
+                                "({\"input\": ..., \"target\": ...} per line) file. Give "
+                                "this, 'pairs' or 'text'."},
+        "text": {"type": "string", "minLength": 1,
+                 "description": "What a pairs file holds, as a string: tsv "
+                                "(\"hello\\tohlol\\nabc\\tcba\\n\") unless 'format' says "
+                                "jsonl. Give this, 'pairs' or 'path'."},
+        "format": {"enum": ["tsv", "jsonl", None], "default": None,
+                   "description": "How 'path' or 'text' is written: 'tsv' (input<TAB>target "
+                                  "per line) or 'jsonl' ({\"input\": ..., \"target\": ...} per "
+                                  "line); null: from the file's suffix (.tsv, .jsonl), and tsv "
+                                  "for 'text'."},
         "valid_fraction": {**valid_fraction_option(0.0), "description":
                            "Fraction of pairs held out for validation, from the end; 0 "
                            "validates on the training pairs (right for a toy mapping)."},
     },
+    **one_of(SOURCES),
 }
-DESCRIPTION = "Aligned input->target strings of equal length, inline or .tsv/.jsonl (task aligned)."
+INLINE_NO_FORMAT = {"not": {"enum": ["tsv", "jsonl"]},   # inline pairs have no format
+                    "description": "$.dataset.pairs are given inline; 'format' is for "
+                                   "'path' or 'text' (leave it null)"}
+PAIRS_SCHEMA["dependentSchemas"].setdefault("pairs", {"properties": {}})
+PAIRS_SCHEMA["dependentSchemas"]["pairs"]["properties"]["format"] = INLINE_NO_FORMAT
+DESCRIPTION = ("Aligned input->target strings of equal length, inline, .tsv/.jsonl or that "
+               "text (task aligned).")
 
 Pair = tuple[str, str, str]  # (input, target, where: "pair 3" or "file.tsv line 4")
 
 
-def build_pairs_dataset(pairs=None, path=None, valid_fraction=0.0) -> Dataset:
-    if (pairs is None) == (path is None):
-        raise DataError("pairs dataset: give exactly one of 'pairs' (inline) or 'path'")
+def build_pairs_dataset(pairs=None, path=None, text=None, format=None,
+                        valid_fraction=0.0) -> Dataset:
+    given = [n for n, v in (("pairs", pairs), ("path", path), ("text", text)) if v is not None]
+    if len(given) != 1:
+        raise DataError("pairs dataset: give exactly one of 'pairs' (inline), 'path' (a "
+                        "file) or 'text' (what such a file holds)"
+                        + (f"; got {' and '.join(given)}" if given else ""))
+    if format not in (None, *FORMATS.values()):
+        raise DataError(f"pairs dataset: unknown format {format!r}; use 'tsv' or 'jsonl'")
     if pairs is not None:
+        if format is not None:
+            raise DataError("pairs dataset: 'format' is for 'path' or 'text', not inline pairs")
         source = "inline pairs"
         items = [(*_inline_pair(p, f"pair {i}"), f"pair {i}") for i, p in enumerate(pairs)]
-    else:
+    elif path is not None:
         file = _one_file(path)
-        source, items = str(file), _read_pairs(file)
+        source, format = str(file), format or _format_of(file)
+        items = _parse_pairs(read_text(file), format, source)
+    else:
+        source = describe_text(text)
+        items = _parse_pairs(in_memory(text), format or "tsv", source)
     if not items:
         raise DataError(f"{source}: no pairs")
     for x, y, where in items:
@@ -84,15 +118,22 @@ def _one_file(path: str) -> Path:
     return files[0]
 
 
-def _read_pairs(file: Path) -> list[Pair]:
-    parse = {".tsv": _tsv_pair, ".jsonl": _jsonl_pair}.get(file.suffix.lower())
-    if parse is None:
+def _format_of(file: Path) -> str:
+    found = FORMATS.get(file.suffix.lower())
+    if found is None:
         raise DataError(f"{file}: unknown pairs format {file.suffix!r}; use .tsv "
-                        "(input<TAB>target per line) or .jsonl ({\"input\", \"target\"})")
+                        "(input<TAB>target per line) or .jsonl ({\"input\", \"target\"}), "
+                        "or name it with 'format'")
+    return found
+
+
+def _parse_pairs(text: str, format: str, source: str) -> list[Pair]:
+    """The pairs of a tsv or jsonl text, each with where it is ("<source> line 4")."""
+    parse = {"tsv": _tsv_pair, "jsonl": _jsonl_pair}[format]
     items = []
-    for number, line in enumerate(read_text(file).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
-            where = f"{file} line {number}"
+            where = f"{source} line {number}"
             items.append((*parse(line, where), where))
     return items
 

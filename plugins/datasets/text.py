@@ -1,8 +1,9 @@
-"""The "text" dataset: a language-modelling corpus (task "lm") from UTF-8 files.
+"""The "text" dataset: a language-modelling corpus (task "lm") from UTF-8 files or a string.
 
-Pipeline: read every file (bytes, decoded once) -> `clean` -> keep the first `max_chars`
--> newlines -> lowercase -> tokens (chars or words) -> vocabulary -> one id stream -> the tail
-`valid_fraction` of the stream is the validation split (unseen, contiguous text).
+Pipeline: read every file (bytes, decoded once) or take `text` as given -> `clean` -> keep
+the first `max_chars` -> newlines -> lowercase -> tokens (chars or words) -> vocabulary ->
+one id stream -> the tail `valid_fraction` of the stream is the validation split (unseen,
+contiguous text).
 
 The vocabulary is built from the whole corpus, so validation never meets an unknown
 character; at word level, words rarer than `min_freq` become <unk> in both splits.
@@ -13,15 +14,15 @@ import re
 
 from seqgen import DataError, Dataset, TokenStream, Vocab
 
-from .files import describe, read_corpus, resolve
-from .options import LEVEL_OPTIONS, PATH_OPTIONS, valid_fraction_option
+from .files import load
+from .options import LEVEL_OPTIONS, SOURCE_OPTIONS, SOURCES, one_of, valid_fraction_option
 from .splits import train_size
 from .tokens import encode_words, split_words, word_vocab
 
 TEXT_SCHEMA = {
     "type": "object",
     "properties": {
-        **PATH_OPTIONS,
+        **SOURCE_OPTIONS,
         **LEVEL_OPTIONS,
         "newlines": {"enum": ["keep", "space"], "default": "keep",
                      "description": "Keep newlines as tokens, or replace each with a space."},
@@ -34,17 +35,17 @@ TEXT_SCHEMA = {
                                      "(before splitting); null uses all of it."},
         "valid_fraction": valid_fraction_option(0.1),
     },
+    **one_of(SOURCES),
 }
 D2L_NON_LETTERS = re.compile("[^A-Za-z]+")
-DESCRIPTION = "Language-modelling corpus from UTF-8 text files, char or word level (task lm)."
+DESCRIPTION = ("Language-modelling corpus from UTF-8 text files or a string, char or word "
+               "level (task lm).")
 
 
-def build_text_dataset(path=None, paths=None, level="char", pattern=None, min_freq=1,
-                       lowercase=False, newlines="keep", clean="none", max_chars=None,
-                       valid_fraction=0.1) -> Dataset:
-    files = resolve(path, paths)
-    source = describe(files)
-    text = read_corpus(files)
+def build_text_dataset(path=None, paths=None, text=None, level="char", pattern=None,
+                       min_freq=1, lowercase=False, newlines="keep", clean="none",
+                       max_chars=None, valid_fraction=0.1) -> Dataset:
+    text, source, files = load(path, paths, text)
     if clean == "d2l":
         text = "".join(D2L_NON_LETTERS.sub(" ", line).strip().lower()
                        for line in text.splitlines())
@@ -70,7 +71,7 @@ def build_text_dataset(path=None, paths=None, level="char", pattern=None, min_fr
     n_train = train_size(len(ids), valid_fraction, "tokens", source)
     train = TokenStream(ids[:n_train])
     valid = TokenStream(ids[n_train:]) if n_train < len(ids) else None
-    info = {"files": len(files), "characters": len(text), "tokens": len(ids),
+    info = {"files": files, "characters": len(text), "tokens": len(ids),
             "train_tokens": n_train, "valid_tokens": len(ids) - n_train,
             "vocab_size": len(vocab), "dtype": str(ids.dtype).replace("torch.", "")}
     return Dataset(vocab=vocab, task="lm", train=train, valid=valid, source=source, info=info)

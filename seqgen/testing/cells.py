@@ -38,8 +38,10 @@ def check_cell(factory, *, input_size: int = 5, options: dict | None = None, see
     unidirectional, under no_grad and inference_mode as in generation), "determinism" (same seed, same weights and outputs), "gradients"
     (every parameter and the input get a finite, non-zero gradient) and "lengths"
     (padded rows: zero outputs past their length, outputs and state equal to running
-    the row alone). Outputs are compared with `atol` (float32). The global RNG is left
-    as it was.
+    the row alone), and "randomness" (a cell that sets `explicit_randomness` leaves
+    torch's global generator untouched when training, and gives equal outputs for equal
+    run generators; see seqgen/seeding.py). Outputs are compared with `atol` (float32).
+    The global RNG is left as it was.
     """
     options = dict(options or {})
     label = f"{getattr(factory, '__name__', factory)}(input_size={input_size}, **{options})"
@@ -68,6 +70,27 @@ def check_cell(factory, *, input_size: int = 5, options: dict | None = None, see
             _check_gradients(cell, x)
         with _property("lengths", label):
             _check_lengths(cell, x, close)
+        with _property("randomness", label):
+            _check_randomness(cell, x, seed)
+
+
+def _check_randomness(cell: Cell, x: torch.Tensor, seed: int) -> None:
+    from ..seeding import dropout_generator, generator
+    if not cell.explicit_randomness:
+        return                 # the trainer seeds and restores the global generator for it
+    cell.train()
+    try:
+        outputs = []
+        for _ in range(2):
+            before = torch.get_rng_state()
+            with dropout_generator(generator(seed, "dropout")):
+                outputs.append(cell(x)[0].detach())
+            assert torch.equal(before, torch.get_rng_state()), (
+                "explicit_randomness is set, but training drew from torch's global generator "
+                "(use seqgen.dropout, not torch.nn.functional.dropout)")
+        assert torch.equal(*outputs), "equal run generators gave different training outputs"
+    finally:
+        cell.eval()
 
 
 def _build(factory, input_size: int, options: dict, seed: int) -> Cell:
