@@ -513,6 +513,11 @@ def eval_(ctx, checkpoint, text_file, as_json):
 BROKEN_PIPE = 141
 
 
+# `seqgen serve`: its module imports no server library until the command runs.
+from .serve.command import serve as serve_command  # noqa: E402
+cli.add_command(serve_command)
+
+
 def silence_stdout() -> None:
     """Point standard output at the null device, so that what is still buffered for the
     closed pipe (flushed at exit) goes nowhere instead of raising again."""
