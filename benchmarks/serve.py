@@ -1,7 +1,9 @@
 """Serving benchmark: 64 concurrent streaming clients vs the same 64 requests one at a time.
 
     python benchmarks/serve.py                       # torch's default threads
-    taskset -c 1 python benchmarks/serve.py --threads 1
+    python benchmarks/serve.py --threads 1 --server-cpu 1   # server on core 1, clients on
+                                                            # the others (stable)
+    python benchmarks/serve.py --max-tokens 1000     # longer completions
 
 A real `seqgen serve` app (uvicorn, in a child process, on a socket bound here to a free
 127.0.0.1 port) serves a random-weight 2-layer LSTM (hidden 512, one-hot input, the 65
@@ -11,6 +13,10 @@ The same 64 requests are sent one after another (each waits for the last), then 
 once from an httpx async client; the texts must be identical for the same seeds. Prints
 one JSON object: tokens/s of both, the ratio (target >= 10) and the largest batch the
 engine stepped. All traffic goes to 127.0.0.1; everything is bounded by --timeout.
+
+It also reports the model's own ceiling, measured in this process with the server's
+thread count before the server starts: 64 x (one step of 1 row) / (one step of 64 rows),
+the most batching could gain if HTTP, sampling and streaming cost nothing.
 """
 from __future__ import annotations
 
@@ -95,6 +101,33 @@ async def measure(url: str, bodies: list[dict], concurrent: bool) -> dict:
             "largest_batch": health["largest_batch"], "texts": [t for t, _ in results]}
 
 
+def step_ceiling(path: str, threads: int) -> dict:
+    """Model steps alone: ms per step at 1 and 64 rows, and 64 * t1 / t64."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        model = seqgen.Session(entry_points=False).load(path).model
+        times = {}
+        with torch.inference_mode():
+            for rows in (1, 64):
+                step = model.stepper(model.initial_state(rows))
+                token = torch.zeros(rows, dtype=torch.long)
+                for _ in range(20):
+                    step(token)
+                best = float("inf")
+                for _ in range(3):
+                    start = time.perf_counter()
+                    for _ in range(100):
+                        step(token)
+                    best = min(best, (time.perf_counter() - start) / 100)
+                times[rows] = best
+    finally:
+        torch.set_num_threads(before)
+    return {"step_ms_1_row": round(times[1] * 1e3, 3), "step_ms_64_rows": round(times[64] * 1e3, 3),
+            "ratio": round(64 * times[1] / times[64], 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the server "
@@ -120,6 +153,7 @@ def main() -> None:
               for i in range(args.requests)]
     with tempfile.TemporaryDirectory() as tmp:
         path = write_model(Path(tmp) / "model.safetensors", args.cell, args.hidden, args.layers)
+        ceiling = step_ceiling(path, args.threads)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(256)
@@ -150,14 +184,19 @@ def main() -> None:
             child.terminate()
             child.wait(10)
             sock.close()
-    identical = sequential.pop("texts") == concurrent.pop("texts")
+    alone, together = sequential.pop("texts"), concurrent.pop("texts")
+    identical = alone == together
+    differ = [next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+              for a, b in zip(alone, together) if a != b]     # where each differing text forks
     sequential.pop("largest_batch")
     emit({"benchmark": "serve", "model": {"cell": args.cell, "hidden": args.hidden,
                                           "layers": args.layers, "vocab": len(CHARS)},
-          "server_threads": args.threads or "default", "requests": args.requests,
+          "server_threads": args.threads or "default", "server_cpu": args.server_cpu,
+          "requests": args.requests,
           "max_tokens": args.max_tokens, "sequential": sequential, "concurrent": concurrent,
           "speedup": round(concurrent["tokens_per_s"] / sequential["tokens_per_s"], 1),
-          "target": 10, "identical_texts": identical})
+          "target": 10, "model_step_ceiling": ceiling, "identical_texts": identical,
+          "differing_texts": len(differ), "first_differences_at": sorted(differ)[:8]})
     if not identical:
         raise SystemExit("texts differ between sequential and concurrent serving")
 

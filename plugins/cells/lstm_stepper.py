@@ -40,8 +40,11 @@ class _Layer:
     def __init__(self, xh, w_ih, w_hh, b_ih, b_hh, c, h, blocks: int):
         B, H = h.shape
         rows = 4 * H // blocks                                      # gate rows per block
-        # [4H, I+H] -> [blocks, I+H, rows]: block j is gate rows j*rows.. (a transposed view)
+        # [4H, I+H] -> [blocks, I+H, rows]: block j is gate rows j*rows.., made contiguous:
+        # with this layout a row's products round the same at every batch size from 2 on
+        # (a transposed view switches kernels at 16 rows), which `seqgen serve` relies on
         self.w = torch.cat([w_ih, w_hh], 1).unflatten(0, (blocks, rows)).transpose(1, 2)
+        self.w = self.w.contiguous()
         self.bias = None if b_ih is None else (b_ih + b_hh).view(blocks, 1, rows)
         self.xh = xh.expand(blocks, B, xh.shape[1])                  # [blocks, B, I+H]
         self.gates = h.new_empty(blocks, B, rows)                    # pre-activation

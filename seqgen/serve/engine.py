@@ -5,14 +5,21 @@
                 ─> rows that ended or whose client left drop out ─> stepper(tokens) [B]
 
 The batch state is the model's recurrent state with rows on dim 1, carried by the
-model's own stepper (`model.stepper(state)`, the same as `seqgen generate` uses). When
+cell's own stepper (`cell.stepper(state)`, as `seqgen generate` uses) between the
+model's embedding and its head (`RowStepper`). When
 rows join or leave, the state is read back out, rows are picked (`select_batch`) or
 appended (torch.cat on dim 1), and a new stepper is made: at most once per step.
 
 Each prompt is primed on its own (batch 1, then repeated for n), and each row draws
 from its own generator (seed + choice index), so a request's text depends only on its
-own arguments and seed. Up to float rounding: the batched matrix products may round the
-last bit differently from batch 1 (~1e-7), which in practice never changes a token.
+own arguments and seed, bit for bit. That takes care: matrix-product kernels pick their
+summation order by batch size (on this project's CPU, one row rounds differently from
+two, and torch's RNN cells' products from 16 rows on differently from fewer), so a row's
+numbers could depend on how many rows share its step. At start the engine finds, by
+trying, the smallest batch size from which this model's step gives each row the same
+numbers whatever the batch (`invariant_from`), and steps at least that many rows,
+padded with copies of the first row whose outputs are dropped. A request served alone
+and one batched with 63 others then match exactly (tests/test_serve_batching.py).
 """
 from __future__ import annotations
 
@@ -31,6 +38,88 @@ from .errors import RequestError
 from .rows import Row
 
 log = logging.getLogger("seqgen.serve")
+
+CANDIDATES = (2, 4, 8, 16, 32, 64)    # batch sizes tried by invariant_from
+
+
+class RowStepper:
+    """The model's TokenStepper (embedding -> cell stepper -> head) with the head's
+    weight kept as a contiguous [H, V] copy: nn.Linear multiplies by the transposed
+    [V, H] weight, whose kernels change their rounding at 16 rows; this layout rounds a
+    row the same at every batch size from 2 on. ids [B] -> logits [B, V]."""
+
+    def __init__(self, model, state):
+        self.embedding, self.cell = model.embedding, model.cell.stepper(state)
+        head = model.head
+        self.weight = head.weight.detach().t().contiguous()                   # [H, V]
+        self.bias = None if head.bias is None else head.bias.detach()
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.cell(self.embedding(ids))                                   # [B, H*D]
+        return h @ self.weight if self.bias is None else torch.addmm(self.bias, h, self.weight)
+
+    @property
+    def state(self):
+        return self.cell.state
+
+
+def invariant_from(model, device, limit: int) -> int:
+    """The smallest batch size (of CANDIDATES, at most `limit`) from which stepping `model`
+    gives one row the same numbers, bit for bit, whatever the batch's size, the row's
+    position and the other rows; found by trying (kernels differ by CPU and BLAS), twice
+    over with other values. 1 when none is (then batched text may differ from a lone
+    request's by rounding; the engine says so in its log)."""
+    g = torch.Generator().manual_seed(0)
+
+    def random_state(rows):                      # (h,) or (h, c), each [L*D, rows, H]
+        start = model.initial_state(rows, device)
+        parts = (start,) if isinstance(start, torch.Tensor) else start
+        return tuple(torch.randn(p.shape, generator=g).to(device) for p in parts)
+
+    def two_steps(rows, position, mine, token):
+        """The row's logits after one and two steps, at `position` among `rows` rows."""
+        parts = random_state(rows)
+        for part, own in zip(parts, mine):
+            part[:, position] = own[:, 0]
+        ids = torch.randint(model.vocab_size, (rows,), generator=g).to(device)
+        ids[position] = token
+        step = RowStepper(model, parts[0] if len(parts) == 1 else tuple(parts))
+        return [step(ids)[position].clone() for _ in range(2)]
+
+    def invariant(m: int) -> bool:
+        sizes = sorted(r for r in {m, m + 1, 2 * m + 1, 3 * m + 2, 33, 64, limit}
+                       if m <= r <= min(limit, 64))
+        tries = [(rows, position) for rows in sizes
+                 for position in sorted({0, rows // 2, rows - 1})]
+        for token in (1, 2):                     # two rounds, each with a row of its own
+            mine = random_state(1)
+            first = two_steps(*tries[0], mine, token)
+            for rows, position in tries[1:]:
+                got = two_steps(rows, position, mine, token)
+                if not all(torch.equal(a, b) for a, b in zip(got, first)):
+                    return False
+        return True
+
+    with torch.inference_mode():
+        for m in CANDIDATES:
+            if m <= limit and invariant(m):
+                return m
+    return 1
+
+
+def padded(state, rows: int, least: int, device):
+    """state with rows on dim 1, padded to `least` rows with copies of row 0."""
+    if rows >= least:
+        return state
+    index = torch.cat([torch.arange(rows), torch.zeros(least - rows, dtype=torch.long)])
+    return select_batch(state, index.to(device))
+
+
+def first_rows(state, rows: int):
+    """The first `rows` rows of a (possibly padded) state."""
+    if isinstance(state, torch.Tensor):
+        return state if state.shape[1] == rows else state[:, :rows]
+    return type(state)(first_rows(s, rows) for s in state)
 
 
 class Job:
@@ -58,6 +147,12 @@ class Engine:
     def __init__(self, model, limits):
         self.model, self.limits = model, limits
         self.device = next(model.parameters()).device
+        # Step at least this many rows, so that a row's numbers never depend on the batch.
+        self.min_rows = invariant_from(model, self.device, limits.max_active_rows)
+        if self.min_rows == 1:
+            log.warning("this model's steps round differently at different batch sizes on "
+                        "this machine: a request's text may differ, by rounding, between "
+                        "being served alone and batched with others")
         self.cond = threading.Condition()
         self.waiting: deque[Job] = deque()
         self.rows: list[Row] = []
@@ -230,12 +325,12 @@ class Engine:
             with self.cond:
                 self.admitted_rows -= len(self.rows) - len(keep)
         if self.rows and same and not new_rows:                          # the common case
-            self.logits = self.stepper(tokens)                                  # [B, V]
+            self.logits = self._feed(tokens)                                    # [B, V]
             return
         state, logits, rows = None, None, []
         if keep:
-            logits = self.stepper(tokens)                                       # [B, V]
-            state = self.stepper.state
+            logits = self._feed(tokens)                                         # [B, V]
+            state = first_rows(self.stepper.state, len(tokens))
             if not same:
                 index = torch.tensor(keep, device=self.device)
                 state, logits = select_batch(state, index), logits[index]
@@ -245,7 +340,15 @@ class Engine:
             logits = torch.cat(([logits] if logits is not None else []) + firsts)
             rows += new_rows
         self.rows, self.logits = rows, logits
-        self.stepper = self.model.stepper(state) if rows else None
+        self.stepper = (RowStepper(self.model, padded(state, len(rows), self.min_rows,
+                                                  self.device)) if rows else None)
+
+    def _feed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B] -> next logits [B, V], stepping at least min_rows rows."""
+        rows = len(tokens)
+        if rows < self.min_rows:
+            tokens = torch.cat([tokens, tokens[:1].expand(self.min_rows - rows)])
+        return self.stepper(tokens)[:rows]
 
     def _deliver(self, out: dict) -> None:
         for loop, items in out.items():
