@@ -258,6 +258,15 @@ def test_disconnect_frees_the_rows(live, client):
     assert live.engine.steps - before < 200_000
 
 
+def test_a_client_that_hangs_up_before_its_whole_completion_frees_the_rows(live, client):
+    before = live.engine.steps
+    with pytest.raises(httpx.ReadTimeout):             # the client gives up and closes
+        client.post("/v1/completions", json={"prompt": "the ", "max_tokens": 200_000},
+                    timeout=httpx.Timeout(30, read=1.0))
+    wait_for(lambda: client.get("/health").json()["active_rows"] == 0)
+    assert live.engine.steps - before < 200_000
+
+
 def test_rows_beyond_the_limit_wait_and_then_429(loaded):
     server = LiveServer(create_app(loaded, max_active_rows=2, max_waiting=1, max_tokens=10**6))
     try:

@@ -35,6 +35,7 @@ def client(model):
 BAD_COMPLETIONS = [
     # (body, status, param)
     ({"strategy": "nope"}, 400, "strategy"),
+    ({"model": "gpt-3.5-turbo-instruct"}, 404, "model"),
     ({"strategy": {"type": "top-k", "k": -1}}, 400, "strategy"),
     ({"strategy": {"k": 3}}, 400, "strategy"),
     ({"strategy": 5}, 400, "strategy"),

@@ -76,6 +76,9 @@ class Server:
     # -- routes -------------------------------------------------------------------------------
     async def completions(self, request: Request):
         req = parse_completion(await read_json(request, self.limits), self.limits)
+        if req.model is not None and req.model != self.name:
+            raise RequestError(f"no model {req.model!r}: this server serves {self.name!r} "
+                               f"(GET /v1/models)", "model", 404, "model_not_found")
         strategy, prompt_ids = self.bind(req)
         ident, created = shapes.completion_id(), shapes.now()
         prompt_tokens = sum(int(ids.numel()) for ids in prompt_ids)
@@ -97,7 +100,11 @@ class Server:
         self.engine.submit(job)
         if req.stream:
             return EventStream(reply.stream(job))
-        return reply.whole(await collect(job))
+        watcher = asyncio.create_task(cancel_on_disconnect(request, job))
+        try:
+            return reply.whole(await collect(job))
+        finally:
+            watcher.cancel()
 
     async def score(self, request: Request):
         text = parse_score(await read_json(request, self.limits), self.limits)
@@ -223,6 +230,16 @@ class Reply:
         finally:
             self.pacing.open -= 1
             job.cancel()
+
+
+async def cancel_on_disconnect(request: Request, job: Job) -> None:
+    """A client that hangs up while its (unstreamed) completion is generated frees its
+    rows at once. The body is read by now, so the next message is the disconnect."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            job.cancel()
+            return
 
 
 async def collect(job: Job) -> list[Piece]:
