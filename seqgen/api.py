@@ -153,6 +153,15 @@ class Session:
                            for path, value in leaves(resolved)],
                 "components": self.components_of(resolved)}
 
+    def data_stats(self, spec: dict | str | Path, overrides: Iterable[str] = (),
+                   top: int = 10) -> dict:
+        """Statistics of the corpus the spec's dataset builds (seqgen/corpus_stats.py):
+        sizes, vocabulary, most and least frequent tokens, top-N coverage, and sequence
+        lengths for line and pair datasets. JSON-able; nothing is trained or written."""
+        from .corpus_stats import corpus_stats
+        resolved = self.resolve(spec, overrides)
+        return corpus_stats(self.build("dataset", resolved["dataset"]), top=top)
+
     def components_of(self, spec: dict) -> list[dict]:
         """{path, kind, name, plugin, distribution, version} for every component a
         resolved spec names, nested ones included."""

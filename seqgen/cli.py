@@ -301,6 +301,23 @@ def validate(ctx, spec, overrides, resolved, explain, as_json):
         click.echo(f"{spec}: valid")
 
 
+@cli.command()
+@click.argument("spec", metavar="SPEC")
+@OVERRIDE
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True,
+              help="How many most and least frequent tokens to list.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def data(ctx, spec, overrides, top, as_json):
+    """Print statistics of SPEC's corpus as training will see it: size, vocabulary, the
+    most and least frequent tokens, coverage of the top-N tokens, and sequence lengths
+    for line and pair datasets. Nothing is trained or written."""
+    from .corpus_stats import describe
+    stats = make_session(ctx).data_stats(spec, overrides, top=top)
+    click.echo(json.dumps(stats, indent=2, ensure_ascii=False) if as_json else describe(stats))
+
+
 def format_explanation(report: dict) -> str:
     fields = report["fields"]
     width = max(len(f["path"]) for f in fields)
@@ -456,6 +473,7 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
     """
     import warnings
 
+    from .data import CAUSAL_TASKS
     from .spec import apply_overrides
     if stream and (len(prompts) > 1 or num_samples > 1 or as_json):
         raise click.UsageError("--stream prints one sample as it is generated: give at most "
@@ -480,6 +498,9 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
         click.echo("")
     elif as_json:
         click.echo(json.dumps([s.to_dict() for s in samples], ensure_ascii=False, indent=2))
+    elif model.generator.task not in CAUSAL_TASKS:     # a mapping: input, then its output
+        for s in samples:
+            click.echo(f"{s.prompt} -> {s.text}")
     else:
         for s in samples:
             click.echo(s.prompt + model.vocab.continuation(s.prompt, s.text))
@@ -492,14 +513,19 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
 @click.argument("checkpoint", type=click.Path())
 @click.option("--text", "text_file", required=True, type=click.Path(dir_okay=False),
               help="UTF-8 text file to score.")
+@click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]), default="error",
+              show_default=True, help="Tokens outside the vocabulary: refuse them, drop "
+              "them, or score them as <unk>.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
-def eval_(ctx, checkpoint, text_file, as_json):
-    """Report the perplexity of CHECKPOINT on the text in a file."""
+def eval_(ctx, checkpoint, text_file, on_unknown, as_json):
+    """Report the perplexity of CHECKPOINT on the text in a file, preprocessed as the
+    run's training text was (its newlines and lowercase options travel with the
+    vocabulary)."""
     from .text_io import read_text
     model = make_session(ctx).load(checkpoint)
-    score = model.score(read_text(text_file))
+    score = model.score(read_text(text_file), on_unknown)
     if as_json:
         click.echo(json.dumps(score.to_dict()))
     else:

@@ -101,6 +101,8 @@ class TextGenerator:
         """
         name, warn = name or strategy.describe(), warn or _ignore
         if self.task not in CAUSAL_TASKS:
+            for note in self.mapping_notes(strategy, num_samples, stop):
+                warn(note)
             return self.map(prompts, on_unknown)
         stops = check_stops(stop)
         encoded = self.encode_prompts(prompts, on_unknown)
@@ -140,6 +142,22 @@ class TextGenerator:
         for note in self.notes(strategy, 1):
             (warn or _ignore)(note)
         return self._stream(encoded, strategy, max_new_tokens, seed, RowText(self.vocab, stops))
+
+    def mapping_notes(self, strategy: Strategy, num_samples: int, stop) -> list[str]:
+        """What a mapping (aligned) model ignores: it gives the most likely output at
+        each input position, one per input, whatever the strategy, count and stops."""
+        ignored = []
+        if strategy.describe() != "greedy":            # what the mapping does anyway
+            ignored.append(f"strategy {strategy.describe()}")
+        if num_samples > 1:
+            ignored.append(f"num_samples {num_samples}")
+        if stop:
+            ignored.append("stop strings")
+        if not ignored:
+            return []
+        return [f"this model maps each input position to an output (task {self.task!r}): "
+                f"it gives the most likely output at every position, once per input, so "
+                f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect"]
 
     def notes(self, strategy: Strategy, num_samples: int) -> list[str]:
         """Options that have no effect in this call: the strategy's own, and the call's."""

@@ -30,7 +30,7 @@ class RowText:
             self.ended = True
             return True
         tok = self.vocab.tokens[token]
-        if tok not in self.vocab.specials:
+        if self.vocab.shown(tok):
             sep = self.vocab.separator if self.vocab.level == "word" and self.text else ""
             # A stop completed by this token starts at most longest-1 characters before it.
             start = max(0, len(self.text) - self.longest + 1)

@@ -33,14 +33,21 @@ class Vocab:
     (tokens join with `separator`). `specials` are reserved tokens such as <unk>.
 
     The preprocessing the training text had travels with the vocabulary, so prompts and
-    scored text are tokenised the same way: `lowercase`, and for words the regex
-    `pattern` (None: split on whitespace)."""
+    scored text are tokenised the same way: `newlines` ("keep", or "space": each newline
+    becomes a space), `lowercase`, and for words the regex `pattern` (None: split on
+    whitespace).
+
+    Decoding shows <unk> as the text "<unk>" (a generated unknown word must not vanish
+    from the text); the other specials (<bos>, <eos>, <pad>) are structure, not text."""
 
     def __init__(self, tokens: Sequence[str], level: str = "char", specials: Sequence[str] = (),
-                 separator: str = " ", pattern: str | None = None, lowercase: bool = False):
+                 separator: str = " ", pattern: str | None = None, lowercase: bool = False,
+                 newlines: str = "keep"):
+        if newlines not in ("keep", "space"):
+            raise ValueError(f"newlines must be 'keep' or 'space', not {newlines!r}")
         self.level = level
         self.separator = separator
-        self.pattern, self.lowercase = pattern, lowercase
+        self.pattern, self.lowercase, self.newlines = pattern, lowercase, newlines
         self._regex = re.compile(pattern) if pattern else None
         self.specials = [s for s in SPECIAL_ORDER if s in specials] + sorted(
             s for s in specials if s not in SPECIAL_ORDER)
@@ -87,10 +94,19 @@ class Vocab:
         return self.stoi.get(PAD)
 
     # -- encoding -------------------------------------------------------------------------
+    def prepare(self, text: str) -> str:
+        """Text preprocessed as the training text was (newlines, then lowercase)."""
+        if self.newlines == "space":
+            text = text.replace("\n", " ")
+        return text.lower() if self.lowercase else text
+
+    def shown(self, token: str) -> bool:
+        """Whether a token appears in decoded text: every one but <bos>, <eos>, <pad>."""
+        return token == UNK or token not in self.specials
+
     def split(self, text: str) -> list[str]:
         """Text to tokens, without mapping to ids, preprocessed as the training text was."""
-        if self.lowercase:
-            text = text.lower()
+        text = self.prepare(text)
         if self.level == "char":
             return list(text)
         if self._regex is not None:
@@ -114,7 +130,7 @@ class Vocab:
         drops them, "unk" maps them to <unk> (which must be in the vocabulary).
         """
         if self.level == "char" and on_unknown == "error":
-            return self._encode_chars(text.lower() if self.lowercase else text)
+            return self._encode_chars(self.prepare(text))
         bad = self.unknown(text)
         if bad and on_unknown == "error":
             raise GenerationError(_describe_unknown(bad))
@@ -160,14 +176,17 @@ class Vocab:
             ids = ids.tolist()
         toks = [self.tokens[i] for i in ids]
         if skip_specials:
-            toks = [t for t in toks if t not in self.specials]
+            toks = [t for t in toks if self.shown(t)]
         return ("" if self.level == "char" else self.separator).join(toks)
 
     # -- persistence ------------------------------------------------------------------------
     # VOCAB_SCHEMA (below the class) describes what to_dict writes: change them together.
     def to_dict(self) -> dict:
-        return {"level": self.level, "tokens": self.tokens, "specials": self.specials,
-                "separator": self.separator, "pattern": self.pattern, "lowercase": self.lowercase}
+        d = {"level": self.level, "tokens": self.tokens, "specials": self.specials,
+             "separator": self.separator, "pattern": self.pattern, "lowercase": self.lowercase}
+        if self.newlines != "keep":           # written only when it matters: older readers
+            d["newlines"] = self.newlines     # of "keep" vocabularies see no new key
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -178,7 +197,7 @@ class Vocab:
         validates it); what a schema cannot say is checked here (ValueError)."""
         v = cls(d["tokens"], level=d["level"], specials=d.get("specials", ()),
                 separator=d.get("separator", " "), pattern=d.get("pattern"),
-                lowercase=d.get("lowercase", False))
+                lowercase=d.get("lowercase", False), newlines=d.get("newlines", "keep"))
         if v.tokens != list(d["tokens"]):
             twice = next((t for t, n in Counter(d["tokens"]).items() if n > 1), None)
             raise ValueError(f"$.tokens: {twice!r} appears twice" if twice is not None else
@@ -205,9 +224,11 @@ class Vocab:
             parts.append(f"{len(missing)} token(s) not in the model's vocabulary: {_preview(missing)}")
         if extra:
             parts.append(f"{len(extra)} model token(s) absent from the data: {_preview(extra)}")
-        if not parts and (self.pattern, self.lowercase) != (other.pattern, other.lowercase):
+        mine = (self.pattern, self.lowercase, self.newlines)
+        if not parts and mine != (other.pattern, other.lowercase, other.newlines):
             parts.append(f"tokenisation differs (pattern {self.pattern!r} vs {other.pattern!r}, "
-                         f"lowercase {self.lowercase} vs {other.lowercase})")
+                         f"lowercase {self.lowercase} vs {other.lowercase}, newlines "
+                         f"{self.newlines!r} vs {other.newlines!r})")
         if not parts:
             parts.append("same tokens in a different order")
         return "; ".join(parts)
@@ -228,6 +249,7 @@ VOCAB_SCHEMA = {
         "separator": {"type": "string"},
         "pattern": {"type": ["string", "null"], "format": "regex"},
         "lowercase": {"type": "boolean"},
+        "newlines": {"enum": ["keep", "space"]},
     },
 }
 

@@ -142,9 +142,9 @@ def test_unknown_prompt_characters_can_map_to_unk():
     vocab = seqgen.Vocab(list("ab"), specials=["<unk>"])
     table = {"a": {"b": 1.0}, "b": {"a": 1.0}, "<unk>": {"<unk>": 0.6, "a": 0.4}}
     model = loaded(bigram(table, vocab), vocab)
-    # after "?" (unknown, so <unk>) the model's favourite is <unk>, which decodes to nothing
+    # after "?" (unknown, so <unk>) the model's favourite is <unk>, shown as such
     s = model.generate("b?", "greedy", max_new_tokens=1, on_unknown="unk")[0]
-    assert s.text == "" and s.logprobs == pytest.approx([math.log(0.6)], abs=1e-5)
+    assert s.text == "<unk>" and s.logprobs == pytest.approx([math.log(0.6)], abs=1e-5)
     assert model.generate("b?", "greedy", max_new_tokens=1, on_unknown="skip")[0].text == "a"
     with pytest.raises(seqgen.GenerationError, match="'\\?' at 1"):
         model.generate("b?", "greedy")

@@ -68,6 +68,7 @@ def build_text_dataset(path=None, paths=None, text=None, level="char", pattern=N
         vocab = word_vocab(words, min_freq, pattern=pattern, lowercase=lowercase)
         ids = encode_words(vocab, words)
 
+    vocab.newlines = newlines                # prompts and scored text get the same
     n_train = train_size(len(ids), valid_fraction, "tokens", source)
     train = TokenStream(ids[:n_train])
     valid = TokenStream(ids[n_train:]) if n_train < len(ids) else None
