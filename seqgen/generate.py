@@ -21,6 +21,7 @@ import torch
 
 from .data import CAUSAL_TASKS
 from .decoding import Decoding
+from .diversity import distinct_n
 from .errors import GenerationError
 from .evaluate import perplexity
 from .model import LanguageModel
@@ -41,6 +42,8 @@ class Sample:
     mapping). strategy: the strategy that made it, described. logprobs: log p of each
     token of text. score: the strategy's ranking (see the field's comment); None for
     aligned tasks. perplexity (property): exp(-mean logprobs), None without tokens.
+    distinct_1, distinct_2: the share of the text's tokens (and token pairs) that are
+    distinct (seqgen/diversity.py); None for aligned tasks or too short a text.
     to_dict(): all of it, JSON-able."""
     prompt: str
     text: str                       # the continuation only (aligned tasks: the mapping)
@@ -50,6 +53,8 @@ class Sample:
     # token, an ending <eos> or stop string included; beam search divides it by
     # length ** length_penalty. None for aligned tasks.
     score: float | None = None
+    distinct_1: float | None = None
+    distinct_2: float | None = None
 
     @property
     def perplexity(self) -> float | None:
@@ -104,6 +109,15 @@ class TextGenerator:
             for note in self.mapping_notes(strategy, num_samples, stop):
                 warn(note)
             return self.map(prompts, on_unknown)
+        samples = self._generate(prompts, strategy, max_new_tokens, num_samples, seed,
+                                 on_unknown, name, stop, warn)
+        for s in samples:
+            tokens = self.vocab.split(s.text)
+            s.distinct_1, s.distinct_2 = distinct_n(tokens, 1), distinct_n(tokens, 2)
+        return samples
+
+    def _generate(self, prompts, strategy, max_new_tokens, num_samples, seed, on_unknown,
+                  name, stop, warn) -> list[Sample]:
         stops = check_stops(stop)
         encoded = self.encode_prompts(prompts, on_unknown)
         for note in self.notes(strategy, num_samples):

@@ -63,7 +63,8 @@ def test_json_has_scores_and_perplexity(checkpoint):
     code, out, _ = generate(checkpoint, "--prompt", "a", "--max-new-tokens", "5", "--json")
     sample = json.loads(out)[0]
     assert code == 0
-    assert set(sample) == {"prompt", "text", "strategy", "logprobs", "score", "perplexity"}
+    assert set(sample) == {"prompt", "text", "strategy", "logprobs", "score", "perplexity",
+                           "distinct_1", "distinct_2"}
     assert sample["score"] == pytest.approx(sum(sample["logprobs"]), abs=1e-5)
 
 
