@@ -28,7 +28,7 @@ from .api import Session
 from .runner import RunResult
 from .registry import Preset
 from .compare import CompareResult
-from .events import Event
+from .events import Event, json_line
 from .loaded import LoadedModel, Score
 from .generate import Sample
 from .train import Progress
@@ -45,7 +45,7 @@ __all__ = [
     "detach_state", "map_state", "select_batch", "BOS", "EOS", "PAD", "UNK", "Vocab",
     "smallest_int_dtype", "__version__", "Strategy", "read_text", "Session", "load",
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
-    "History", "LogitsProcessor", "dropout", "Preset", "Logger", "options", "open_append",
+    "History", "LogitsProcessor", "dropout", "json_line", "Preset", "Logger", "options", "open_append",
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
 ]
 

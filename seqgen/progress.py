@@ -1,6 +1,7 @@
 """How the CLI shows a run: a progress bar on a terminal, plain log lines otherwise.
 
-The bar (tqdm) shows epoch, loss, perplexity and tokens per second, and is redrawn at
+The bar (tqdm) shows epoch, loss, perplexity, tokens per second, the gradient norm before
+clipping ("clip" when clipping acted) and the learning rate, and is redrawn at
 most a few times a second, so it costs nothing measurable per step. Output that is not
 a terminal (a log file, CI) gets one line per `log_every` steps instead.
 
@@ -87,23 +88,36 @@ class Printer:
         self._tokens += d["tokens"]
         self.bar.update(1)
         elapsed = time.perf_counter() - self._since
-        self.bar.set_postfix(loss=f"{d['loss']:.3f}", ppl=f"{math.exp(min(d['loss'], 50)):.2f}",
-                             tok_s=f"{self._tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+        extra = {}
+        if "grad_norm" in d:
+            extra = {"gnorm": f"{d['grad_norm']:.3g}" + (" clip" if d.get("clipped") else ""),
+                     "lr": f"{d['lr']:.3g}"}
+        self.bar.set_postfix(loss=f"{d['loss']:.3f}", ppl=ppl_text(math.exp(min(d['loss'], 50))
+                                                                   if d['loss'] == d['loss']
+                                                                   else math.nan, 2),
+                             tok_s=f"{self._tokens / max(elapsed, 1e-9):,.0f}", **extra,
+                             refresh=False)
 
     def on_log(self, d):
         if self.bar is None:
-            self.echo(f"step {d['step']:>6} | epoch {d['epoch']:>3} | loss {d['loss']:.4f} | "
-                      f"ppl {d['perplexity']:8.3f} | {d['tokens_per_second']:,.0f} tok/s")
+            line = (f"step {d['step']:>6} | epoch {d['epoch']:>3} | loss {d['loss']:.4f} | "
+                    f"ppl {ppl_text(d['perplexity'], 3):>8} | "
+                    f"{d['tokens_per_second']:,.0f} tok/s")
+            if "grad_norm_mean" in d:
+                line += (f" | grad norm {d['grad_norm_mean']:.3g} (max "
+                         f"{d['grad_norm_max']:.3g}, clipped {d['clipped_fraction']:.0%}) | "
+                         f"lr {d['lr']:.3g}")
+            self.echo(line)
 
     def on_epoch(self, d):
         self.close()
         self.echo(f"epoch {d['epoch']}: train loss {d['train_loss']:.4f}, ppl "
-                  f"{d['train_perplexity']:.3f} ({d['seconds']:.1f}s)")
+                  f"{ppl_text(d['train_perplexity'], 3)} ({d['seconds']:.1f}s)")
 
     def on_eval(self, d):
         mark = " *" if d.get("best") else ""
         self.echo(f"  step {d['step']}: valid loss {d['valid_loss']:.4f}, ppl "
-                  f"{d['valid_perplexity']:.3f}{mark}")
+                  f"{ppl_text(d['valid_perplexity'], 3)}{mark}")
 
     def on_early_stop(self, d):
         self.echo(f"early stopping at step {d['step']}: no better validation loss in "
@@ -122,3 +136,13 @@ class Printer:
 
     def on_plot(self, d):
         self.echo(f"plot: {d['path']}")
+
+
+PPL_SHOWN = 1e6      # above it, "> 1e6" (a diverging run's perplexity has 300 digits)
+
+
+def ppl_text(value: float, digits: int) -> str:
+    """A perplexity for a log line: with `digits` decimals, or "> 1e6" above PPL_SHOWN."""
+    if value == value and value > PPL_SHOWN:
+        return "> 1e6"
+    return f"{value:.{digits}f}"

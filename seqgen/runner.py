@@ -5,7 +5,10 @@
       last.safetensors          weights + full training state (resume from here)
       best.safetensors          weights with the best validation loss so far
       checkpoints/epoch-N.safetensors   every train.checkpoint_every epochs
-      metrics.jsonl             one JSON line per epoch and per evaluation
+      metrics.jsonl             one JSON line per optimizer step ("event": "step": loss,
+                                grad_norm before clipping, clipped, lr, teacher_ratio), per
+                                epoch and per evaluation; a non-finite number is written
+                                as the string "inf", "-inf" or "nan" (see json_record)
       samples.json, plot.png    written when the run ends
       ...                       whatever the spec's train.loggers write (built-ins:
                                 events.jsonl, metrics.csv)
@@ -31,7 +34,7 @@ from .atomic import append_line, read_json_lines, write_text
 from .data import Dataset
 from .components import Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
-from .events import Emit, Event
+from .events import Emit, Event, json_line
 from .generate import Sample, TextGenerator
 from .interrupt import StopRequest
 from .log import log_event
@@ -190,7 +193,7 @@ class Run:
                                   f"cannot be matched to the checkpoint: fix or remove that "
                                   f"line, then resume again")
         kept = [r for r in records if r["step"] <= self.trainer.progress.step]
-        write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text(metrics, "".join(json_record(r) + "\n" for r in kept))
 
     def _save(self, kind: str, trainer: Trainer) -> None:
         if self.run_dir is None:                   # save=False: only the best, in memory
@@ -229,8 +232,12 @@ class Run:
         self.send(event)
 
     def _record(self, event: Event) -> None:
-        if event.kind in ("epoch", "eval") and self.run_dir is not None:
-            append_line(self.run_dir / METRICS_FILE, json.dumps(event.data))
+        if self.run_dir is not None:
+            if event.kind in ("epoch", "eval"):
+                append_line(self.run_dir / METRICS_FILE, json_record(event.data))
+            elif event.kind == "step":
+                append_line(self.run_dir / METRICS_FILE, json_record(
+                    {"event": "step", **{k: event.data.get(k) for k in STEP_FIELDS}}))
         self.emit(event)
 
     def _show_samples(self, epoch: int) -> None:
@@ -266,8 +273,13 @@ class Run:
         self._announce()
         for note in self.notes:
             self.emit(Event("warning", {"message": note}))
-        progress = self.trainer.fit()
         saved = self.run_dir is not None
+        try:
+            progress = self.trainer.fit()
+        except TrainingError:
+            if saved:                              # diverged: the plot shows where
+                self._plot()
+            raise
         result = RunResult(self.run_dir, self.spec, self.model.num_parameters(), progress,
                            checkpoint=self.run_dir / ckpt.LAST_FILE if saved else None)
         self.model.eval()
@@ -340,6 +352,14 @@ class Run:
         from .plot import plot_runs
         path = plot_runs([self.run_dir], self.run_dir / PLOT_FILE)
         self.emit(Event("plot", {"path": str(path)}))
+
+
+STEP_FIELDS = ("step", "loss", "grad_norm", "clipped", "lr", "teacher_ratio")
+
+
+def json_record(data: dict) -> str:
+    """One metrics.jsonl line: non-finite floats as "inf", "-inf", "nan" (events.json_line)."""
+    return json_line(data)
 
 
 def prepare_run_dir(out, name: str, runs_dir: Path = Path("runs")) -> Path:

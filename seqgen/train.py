@@ -135,6 +135,7 @@ class Trainer:
         self.dropout = derived_generator(seed, "dropout", device)  # the cell's dropout masks
         self.explicit = getattr(model.cell, "explicit_randomness", False)
         self.progress = Progress()
+        self.stats: dict = {}                    # the last step's grad_norm, clipped, lr, ...
         self.carried: State = None               # state carried into the next batch
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if spec["amp"] and device.type == "cuda" else contextlib.nullcontext())
@@ -163,10 +164,17 @@ class Trainer:
             nll = token_nll(logits.float(), batch).sum()
         self.optimizer.zero_grad(set_to_none=True)
         (nll / batch.num_tokens).backward()
-        if self.spec["clip_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec["clip_norm"])
-        self.optimizer.step()
-        return float(nll.detach()), state
+        clip = self.spec["clip_norm"]
+        # the global gradient norm before clipping; with no clip_norm, an infinite bound
+        # measures it without changing anything
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                    math.inf if clip is None else clip))
+        self.stats = {"grad_norm": norm, "clipped": clip is not None and norm > clip,
+                      "lr": self.optimizer.param_groups[0]["lr"], "teacher_ratio": ratio}
+        total = float(nll.detach())
+        if math.isfinite(total) and math.isfinite(norm):
+            self.optimizer.step()     # a non-finite loss or gradient would poison the weights
+        return total, state
 
     def randomness(self):
         """Dropout in the forward pass draws from the run's dropout generator: through
@@ -214,13 +222,16 @@ class Trainer:
             self.emit(Event("epoch_start", {"epoch": p.epoch + 1, "batches": len(self.sampler),
                                             "done": p.batch}))
             ratio = self.strategy.teacher_ratio(p.epoch)
-            window = [0.0, 0, time.perf_counter()]       # nll, tokens, start time
+            window = [0.0, 0, time.perf_counter(), []]   # nll, tokens, start time, norms
             for index, batch in enumerate(self.sampler.epoch(p.epoch)):
                 if index < p.batch:
                     continue                             # trained before a resume
                 batch = batch.to(self.device)
                 nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
-                self._check_loss(nll / batch.num_tokens)
+                if not (math.isfinite(nll) and math.isfinite(self.stats["grad_norm"])):
+                    self.emit(Event("step", {"step": p.step + 1, "loss": nll / batch.num_tokens,
+                                             "tokens": batch.num_tokens, **self.stats}))
+                self._check_loss(nll / batch.num_tokens, self.stats["grad_norm"])
                 self.carried = state
                 p.batch, p.step = index + 1, p.step + 1
                 p.tokens += batch.num_tokens
@@ -228,8 +239,9 @@ class Trainer:
                 p.epoch_tokens += batch.num_tokens
                 window[0] += nll
                 window[1] += batch.num_tokens
+                window[3].append((self.stats["grad_norm"], self.stats["clipped"]))
                 self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
-                                         "tokens": batch.num_tokens}))
+                                         "tokens": batch.num_tokens, **self.stats}))
                 if p.step % spec["log_every"] == 0:
                     self._log(window)
                 if spec["eval_every"] and p.step % spec["eval_every"] == 0:
@@ -264,19 +276,30 @@ class Trainer:
     def _log(self, window: list) -> None:
         now = time.perf_counter()
         nll = window[0] / max(window[1], 1)
+        norms = [n for n, _ in window[3]] or [math.nan]
         self.emit(Event("log", {"epoch": self.progress.epoch + 1, "step": self.progress.step,
                                 "loss": nll, "perplexity": perplexity(nll),
                                 "lr": self.optimizer.param_groups[0]["lr"],
+                                "grad_norm_mean": sum(norms) / len(norms),
+                                "grad_norm_max": max(norms),
+                                "clipped_fraction": (sum(c for _, c in window[3])
+                                                     / max(len(window[3]), 1)),
+                                "teacher_ratio": self.stats.get("teacher_ratio"),
                                 "tokens_per_second": window[1] / max(now - window[2], 1e-9)}))
-        window[:] = [0.0, 0, now]
+        window[:] = [0.0, 0, now, []]
 
-    def _check_loss(self, loss: float) -> None:
+    def _check_loss(self, loss: float, grad_norm: float = 0.0) -> None:
+        """Raise TrainingError "training diverged" when the loss or the gradient norm is
+        not finite (whatever divergence_factor says: the step was not applied, see
+        `step`), or the loss passed divergence_factor times the first step's."""
         p, factor = self.progress, self.spec["divergence_factor"]
-        if p.start_loss is None:
+        if p.start_loss is None and math.isfinite(loss):
             p.start_loss = loss
-        if math.isfinite(loss) and (factor is None or loss <= factor * p.start_loss):
+        if (math.isfinite(loss) and math.isfinite(grad_norm)
+                and (factor is None or loss <= factor * p.start_loss)):
             return
         why = (f"loss became {loss}" if not math.isfinite(loss) else
+               f"the gradient norm became {grad_norm}" if not math.isfinite(grad_norm) else
                f"loss {loss:.4f} is more than {factor:g}x the starting loss {p.start_loss:.4f}")
         kept = (f"The last good checkpoint is kept (epoch {p.epoch}, before this one)."
                 if p.epoch > 0 else "No checkpoint had been saved yet.")

@@ -47,6 +47,10 @@ def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(
     assert not resumed.interrupted
     assert losses(resumed.train.history) == losses(whole.train.history)
     rows = [json.loads(line) for line in open("cut/metrics.jsonl")]
+    whole_rows = [json.loads(line) for line in open("whole/metrics.jsonl")]
+    assert ([r for r in rows if r["event"] == "step"]                # each step once, with
+            == [r for r in whole_rows if r["event"] == "step"])      # the same grad norms
+    rows = [r for r in rows if r["event"] != "step"]
     assert losses(rows) == losses(whole.train.history)
     assert [s.text for s in resumed.samples] == [s.text for s in whole.samples]
 

@@ -46,7 +46,8 @@ def test_a_torn_last_metrics_line_is_dropped(finished):
     result = CliRunner().invoke(cli, ["run", "--resume", finished, "--set", "train.epochs=2"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in open(f"{finished}/metrics.jsonl")]
-    assert [r["event"] for r in rows] == ["epoch", "eval", "epoch", "eval"]
+    assert [r["event"] for r in rows if r["event"] != "step"] == ["epoch", "eval", "epoch",
+                                                                  "eval"]
 
 
 def test_damage_inside_metrics_is_an_error_naming_the_line(finished):

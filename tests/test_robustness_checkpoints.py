@@ -365,7 +365,7 @@ def test_the_schemas_describe_what_is_written(run):
     """Each schema beside the code that writes its field stays in step with it."""
     assert set(PROGRESS_SCHEMA["properties"]) == {f.name for f in dataclasses.fields(Progress)}
     word = seqgen.Vocab(["a", "b"], level="word", specials=["<unk>"], pattern=r"\w+|[^\w\s]",
-                        lowercase=True)
+                        lowercase=True, newlines="space")     # every key written
     assert set(VOCAB_SCHEMA["properties"]) == set(word.to_dict())
     for path in FILES.values():
         assert parse_metadata(read(path)[0])[1] == []

@@ -161,7 +161,9 @@ def losses(rows):
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """metrics.jsonl's epoch and eval records (not the one per step)."""
+    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r["event"] != "step"]
 
 
 def stamps(run_dir: Path) -> dict:

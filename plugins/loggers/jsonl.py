@@ -1,8 +1,7 @@
 """A JSON-lines event log: one object per event, flushed as it is written."""
-import json
 from pathlib import Path
 
-from seqgen import Logger, open_append
+from seqgen import Logger, json_line, open_append
 
 
 class JsonlLogger(Logger):
@@ -16,7 +15,7 @@ class JsonlLogger(Logger):
 
     def log(self, event):
         if event.kind in self.events:
-            line = json.dumps({"event": event.kind, **event.data}, ensure_ascii=False)
+            line = json_line({"event": event.kind, **event.data})   # valid even on overflow
             self.file.write(line + "\n")
             self.file.flush()          # a crash loses at most the line being written
 
