@@ -51,9 +51,12 @@ def test_schema_is_valid_and_documents_every_option(name):
     schema = CELLS[name][1]
     jsonschema.Draft202012Validator.check_schema(full_schema(name))
     assert "type" not in schema and "type" not in schema["properties"]
-    expected = {"hidden_size", "num_layers", "dropout", "bidirectional", "bias", "initial_state"}
+    expected = {"hidden_size", "num_layers", "dropout", "bidirectional", "bias", "initial_state",
+                "init", "output_dropout"}
     if name.startswith("rnn"):
         expected.add("nonlinearity")
+    else:
+        expected.add("layer_norm")  # scratch: the option; fused: false only, naming the scratch cell
     assert set(schema["properties"]) == expected
     for option, prop in schema["properties"].items():
         assert "default" in prop and prop.get("description"), f"{name}.{option}"
@@ -66,7 +69,7 @@ def test_schema_defaults_are_the_factory_defaults(name):
     jsonschema.validate({"type": name, **defaults}, full_schema(name))
     implicit, explicit = factory(5), factory(5, **defaults)
     attributes = ["hidden_size", "num_layers", "dropout", "bidirectional", "bias",
-                  "learned_initial_state", "nonlinearity"]
+                  "learned_initial_state", "nonlinearity", "init", "output_dropout", "layer_norm"]
     assert ([getattr(implicit, a, None) for a in attributes]
             == [getattr(explicit, a, None) for a in attributes])
     assert implicit.hidden_size == 128 and implicit.num_layers == 1

@@ -32,6 +32,39 @@ def test_every_builtin_cell_keeps_the_contract(name, options):
     check_cell(CELLS[name], options=options)
 
 
+NEW_OPTIONS = [
+    {"hidden_size": 8, "init": {"type": "orthogonal"}, "output_dropout": 0.3},
+    {"hidden_size": 8, "num_layers": 2, "init": {"type": "xavier"}, "output_dropout": 0.5,
+     "initial_state": "learned"},
+    {"hidden_size": 8, "bidirectional": True, "init": {"type": "normal", "std": 0.1},
+     "output_dropout": 0.2},
+    {"hidden_size": 8, "init": {"type": "uniform", "a": 0.2}, "bias": False},
+]
+LAYER_NORM_OPTIONS = [
+    {"hidden_size": 8, "layer_norm": True},
+    {"hidden_size": 8, "num_layers": 2, "layer_norm": True, "dropout": 0.3,
+     "output_dropout": 0.3, "init": {"type": "orthogonal"}},
+    {"hidden_size": 8, "bidirectional": True, "layer_norm": True, "initial_state": "learned"},
+    {"hidden_size": 8, "num_layers": 2, "layer_norm": True, "bias": False},
+]
+
+
+def _ids(options):
+    return "-".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("options", NEW_OPTIONS, ids=_ids)
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_every_builtin_cell_keeps_the_contract_with_init_and_output_dropout(name, options):
+    check_cell(CELLS[name], options=options)
+
+
+@pytest.mark.parametrize("options", LAYER_NORM_OPTIONS, ids=_ids)
+@pytest.mark.parametrize("name", ["lstm-scratch", "gru-scratch"])
+def test_layer_norm_cells_keep_the_contract(name, options):
+    check_cell(CELLS[name], options=options)
+
+
 def test_check_cell_leaves_the_global_rng_alone():
     before = torch.get_rng_state()
     check_cell(CELLS["lstm"], options={"hidden_size": 4})

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqgen import Cell, State
+from seqgen import Cell, State, dropout
+
+from .init import init_scheme
 
 
 class RecurrentCell(Cell):
@@ -21,10 +23,15 @@ class RecurrentCell(Cell):
 
     def __init__(self, input_size: int, *, hidden_size: int = 128, num_layers: int = 1,
                  dropout: float = 0.0, bidirectional: bool = False, bias: bool = True,
-                 initial_state: str = "zeros"):
+                 initial_state: str = "zeros", init: dict | str | None = None,
+                 output_dropout: float = 0.0):
         super().__init__()
         if initial_state not in ("zeros", "learned"):
             raise ValueError(f"initial_state must be 'zeros' or 'learned', not {initial_state!r}")
+        if not 0.0 <= float(output_dropout) < 1.0:
+            raise ValueError(f"output_dropout must be in [0, 1), not {output_dropout!r}")
+        self.init = init_scheme(init)  # checked here; applied by self.rnn (init.py)
+        self.output_dropout = float(output_dropout)
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -38,6 +45,11 @@ class RecurrentCell(Cell):
             self.h0 = nn.Parameter(torch.zeros(shape))
             if self.has_cell_state:
                 self.c0 = nn.Parameter(torch.zeros(shape))
+
+    def drop_output(self, output: torch.Tensor) -> torch.Tensor:
+        """`output_dropout` on the last layer's output, in training only, drawn from the
+        run's dropout generator (seqgen.dropout)."""
+        return dropout(output, self.output_dropout, self.training)
 
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
         """[L*D, B, H] zeros or the learned vectors expanded over the batch; (h, c) for LSTM."""
@@ -71,4 +83,9 @@ class RecurrentCell(Cell):
                 for w_ih, w_hh, *biases in self.rnn.all_weights]
 
     def extra_repr(self) -> str:
-        return f"initial_state={'learned' if self.learned_initial_state else 'zeros'}"
+        text = f"initial_state={'learned' if self.learned_initial_state else 'zeros'}"
+        if self.init["type"] != "default":
+            text += f", init={self.init}"
+        if self.output_dropout:
+            text += f", output_dropout={self.output_dropout}"
+        return text

@@ -14,8 +14,37 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqgen import State, Stepper
 
 from .base import RecurrentCell
+from .init import apply_init
 from .lstm_stepper import MAX_BATCH, LSTMStepper, blocks_for_threads
 from .step import LayerStepper, gru_kernel, lstm_kernel, rnn_relu_kernel, rnn_tanh_kernel
+
+
+class _Initialised:
+    """Mixed into torch's modules so `reset_parameters(generator)` draws by the cell's
+    `init` scheme (init.py); seqgen.seeding.initialize calls it with the run's generator.
+    Until the cell sets `init` (during torch's constructor), torch's default."""
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        scheme = self.__dict__.get("init", {"type": "default"})
+        apply_init(self.all_weights, self.hidden_size, scheme, generator)
+
+
+# Named like torch's classes, so the modules print as before; state dicts are torch's.
+class RNN(_Initialised, nn.RNN):
+    pass
+
+
+class GRU(_Initialised, nn.GRU):
+    pass
+
+
+class LSTM(_Initialised, nn.LSTM):
+    pass
+
+
+def refuse_layer_norm(layer_norm: bool, scratch: str) -> None:
+    if layer_norm:
+        raise ValueError(f'layer_norm needs the scratch cell: use "{scratch}"')
 
 
 class FusedCell(RecurrentCell):
@@ -31,11 +60,21 @@ class FusedCell(RecurrentCell):
         return self.dropout == 0.0 or self.num_layers == 1
 
     def make_module(self, module_class: type[nn.RNNBase], **extra) -> nn.RNNBase:
-        return module_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
-                            dropout=self.dropout, bidirectional=self.bidirectional, **extra)
+        """`module_class` (RNN, GRU or LSTM above), initialised by the `init` option."""
+        module = module_class(self.input_size, self.hidden_size, self.num_layers,
+                              bias=self.bias, dropout=self.dropout,
+                              bidirectional=self.bidirectional, **extra)
+        module.init = self.init
+        if self.init["type"] != "default":  # torch's constructor drew the default already
+            module.reset_parameters()
+        return module
 
     def forward(self, x: torch.Tensor, state=None, lengths: torch.Tensor | None = None):
         """x [T, B, I] -> (output [T, B, H*D], state [L*D, B, H] or (h, c))."""
+        output, state = self._forward(x, state, lengths)
+        return self.drop_output(output), state
+
+    def _forward(self, x: torch.Tensor, state, lengths: torch.Tensor | None):
         T, B, _ = x.shape
         if state is None:
             state = self.initial_state(B, x.device)
@@ -58,7 +97,7 @@ class FusedCell(RecurrentCell):
 
     def stepper(self, state: State) -> Stepper | LayerStepper:
         if self.uses_kernels(self.split_state(state)[0].shape[1]):                  # [L*D, B, H]
-            return LayerStepper(self, state, self.kernel)
+            return LayerStepper(self, state, self.kernel, output_dropout=True)
         return Stepper(self, state)
 
 
@@ -67,7 +106,7 @@ class FusedRNN(FusedCell):
 
     def __init__(self, input_size: int, *, nonlinearity: str = "tanh", **options):
         super().__init__(input_size, **options)
-        self.rnn = self.make_module(nn.RNN, nonlinearity=nonlinearity)  # checks nonlinearity
+        self.rnn = self.make_module(RNN, nonlinearity=nonlinearity)  # checks nonlinearity
         self.nonlinearity = nonlinearity
         self.kernel = rnn_tanh_kernel if nonlinearity == "tanh" else rnn_relu_kernel
 
@@ -75,9 +114,10 @@ class FusedRNN(FusedCell):
 class FusedGRU(FusedCell):
     gate_count = 3
 
-    def __init__(self, input_size: int, **options):
+    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
+        refuse_layer_norm(layer_norm, "gru-scratch")
         super().__init__(input_size, **options)
-        self.rnn = self.make_module(nn.GRU)
+        self.rnn = self.make_module(GRU)
         self.kernel = gru_kernel
 
 
@@ -86,9 +126,10 @@ class FusedLSTM(FusedCell):
     has_cell_state = True
     kernel_max_batch = MAX_BATCH  # above it oneDNN's nn.LSTM beats lstm_cell (CPU, 2 cores)
 
-    def __init__(self, input_size: int, **options):
+    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
+        refuse_layer_norm(layer_norm, "lstm-scratch")
         super().__init__(input_size, **options)
-        self.rnn = self.make_module(nn.LSTM)
+        self.rnn = self.make_module(LSTM)
         self.kernel = lstm_kernel
 
     def stepper(self, state: State) -> Stepper | LayerStepper | LSTMStepper:

@@ -7,7 +7,8 @@ one direction of one layer:
                valid [T, B, 1] bool or None) -> (output [T, B, H], final state tuple)
 
 This class wires layers, directions, dropout and padding around it. The weights live in
-`self.rnn`, a RecurrentWeights with nn.RNN/GRU/LSTM's names and shapes.
+`self.rnn`, a RecurrentWeights with nn.RNN/GRU/LSTM's names and shapes. A family whose
+recurrence depends on the layer (layer_norm's gains) overrides `layer_recurrence`.
 """
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ class ScratchCell(RecurrentCell):
     def __init__(self, input_size: int, **options):
         super().__init__(input_size, **options)
         self.rnn = RecurrentWeights(self.input_size, self.hidden_size, self.num_layers,
-                                    self.gate_count, self.bias, self.bidirectional)
+                                    self.gate_count, self.bias, self.bidirectional,
+                                    init=self.init)
+
+    def layer_recurrence(self, index: int):
+        """The recurrence of layer*D + direction `index`."""
+        return self.recurrence
 
     def forward(self, x: torch.Tensor, state=None, lengths: torch.Tensor | None = None):
         """x [T, B, I] -> (output [T, B, H*D], state [L*D, B, H] or (h, c))."""
@@ -62,17 +68,19 @@ class ScratchCell(RecurrentCell):
                 index = layer * directions + direction
                 start = tuple(p[index] for p in parts)           # each [B, H]
                 weights = self.layer_weights(index)
+                recurrence = self.layer_recurrence(index)
                 if direction == 0:
-                    output, final = self.recurrence(x, start, *weights, valid)
+                    output, final = recurrence(x, start, *weights, valid)
                 else:  # right to left, each row from its own last real step
-                    output, final = self.recurrence(reverse_within_length(x, lengths), start,
-                                                    *weights, valid)
+                    output, final = recurrence(reverse_within_length(x, lengths), start,
+                                               *weights, valid)
                     output = reverse_within_length(output, lengths)
                 outputs.append(output)                           # [T, B, H]
                 finals.append(final)
             x = torch.cat(outputs, 2) if directions == 2 else outputs[0]  # [T, B, H*D]
             if layer < self.num_layers - 1:
                 x = dropout(x, self.dropout, self.training)
+        x = self.drop_output(x)
         if valid is not None:
             x = x.masked_fill(~valid, 0.0)  # padded steps hold the frozen state: zero them
         return x, self.join_state(tuple(torch.stack(part) for part in zip(*finals)))

@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from .layer_norm import LayerNorms, gru_ln_recurrence
 from .lengths import freeze
 from .scratch import ScratchCell, project_inputs
 
@@ -36,3 +38,20 @@ def gru_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid):
 class ScratchGRU(ScratchCell):
     gate_count = 3
     recurrence = staticmethod(gru_recurrence)
+
+    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
+        super().__init__(input_size, **options)
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm:  # per layer*direction gains and biases (layer_norm.py)
+            self.layer_norms = nn.ModuleList(
+                LayerNorms(self.gate_count, self.hidden_size, cell_state=False)
+                for _ in range(self.num_layers * self.num_directions))
+
+    def layer_recurrence(self, index: int):
+        if self.layer_norm:
+            norms = self.layer_norms[index]
+            return lambda *args: gru_ln_recurrence(*args, norms=norms)
+        return self.recurrence
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", layer_norm=True" if self.layer_norm else "")

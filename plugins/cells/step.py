@@ -41,13 +41,16 @@ class LayerStepper:
     steps each direction from its own state like the forward one.
     """
 
-    def __init__(self, cell, state: State, kernel):
+    def __init__(self, cell, state: State, kernel, output_dropout: bool = False):
+        """`output_dropout`: apply the cell's output_dropout (training only) to each step's
+        output, for stepping outside `cell.forward` (which applies it itself)."""
         self.cell = cell
         self.kernel = kernel
         self.weights = cell.all_layer_weights()
         parts = cell.split_state(state)                                # (h,) or (h, c)
         self.parts = [tuple(p[index] for p in parts) for index in range(len(self.weights))]
         self.dropout = cell.dropout if cell.training else 0.0
+        self.output_dropout = cell.output_dropout if output_dropout and cell.training else 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, I] -> output [B, H*D]."""
@@ -61,6 +64,8 @@ class LayerStepper:
             x = torch.cat(outputs, 1) if directions == 2 else outputs[0]
             if self.dropout and layer < layers - 1:
                 x = dropout(x, self.dropout, True)
+        if self.output_dropout:
+            x = dropout(x, self.output_dropout, True)
         return x
 
     @property

@@ -12,15 +12,15 @@ along dim 0 in torch's order (GRU: r, z, n; LSTM: i, f, g, o):
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from .init import DEFAULT, apply_init
 
 
 class RecurrentWeights(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, gate_count: int,
-                 bias: bool, bidirectional: bool):
+                 bias: bool, bidirectional: bool, init: dict = DEFAULT):
         super().__init__()
         directions = 2 if bidirectional else 1
         self._names = []  # per layer * D + direction: the parameter names, torch's order
@@ -38,15 +38,18 @@ class RecurrentWeights(nn.Module):
                     self.register_parameter(name, nn.Parameter(torch.empty(shape)))
                 self._names.append(list(shapes))
         self.hidden_size = hidden_size
+        # torch's default first, then the scheme: the same global draws as the fused
+        # cells' constructors (torch's module draws its default before the cell's init).
+        self.init = dict(DEFAULT)
         self.reset_parameters()
+        self.init = dict(init)  # a checked scheme (init.py's init_scheme)
+        if self.init != DEFAULT:
+            self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """torch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)), drawn from
-        `generator` (a run's "init" stream) or torch's global one."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        with torch.no_grad():
-            for p in self.parameters():
-                nn.init.uniform_(p, -bound, bound, generator=generator)
+        """Draw every parameter by the `init` scheme (torch's U(-1/sqrt(H), 1/sqrt(H)) by
+        default; init.py), from `generator` (a run's "init" stream) or torch's global one."""
+        apply_init(self.all_weights, self.hidden_size, self.init, generator)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
