@@ -50,7 +50,7 @@ def figure_runs(run_dirs: list[Path]):
     gradient norm was not finite (training diverged) is marked by a vertical line."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 8))
+    fig = Figure(figsize=(11, 8), layout="constrained")
     (ax_loss, ax_ppl), (ax_norm, ax_lr) = fig.subplots(2, 2)
     ax_ratio = ax_lr.twinx()
     for i, run_dir in enumerate(run_dirs):
@@ -132,8 +132,8 @@ def finish_axes(ax, title: str, which: str = "major") -> None:
 
 
 def save(fig, out: Path) -> Path:
-    """Write a figure as PNG atomically."""
-    fig.tight_layout()
+    """Write a figure as PNG atomically (figures are made with the constrained layout,
+    which places legends and labels without tight_layout's warnings)."""
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return Path(out)
@@ -146,7 +146,7 @@ def plot_valid_perplexity(run_dirs: list[Path], out: Path) -> Path:
     import matplotlib.ticker
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     for i, run_dir in enumerate(run_dirs):
         points = [(r["step"], r["valid_perplexity"]) for r in read_metrics(run_dir)

@@ -2,6 +2,7 @@
 
     RUN_DIR/
       spec.json                 the resolved spec (re-runnable as is)
+      vocab.json                the vocabulary, and how text is prepared for it
       last.safetensors          weights + full training state (resume from here)
       best.safetensors          weights with the best validation loss so far
       checkpoints/epoch-N.safetensors   every train.checkpoint_every epochs
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 SPEC_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE = ("spec.json", "metrics.jsonl",
                                                     "samples.json", "plot.png")
+VOCAB_FILE = "vocab.json"
 
 
 @dataclass
@@ -118,6 +120,8 @@ class Run:
                              f"--resume"])
         self._open_loggers()
         write_text(self.run_dir / SPEC_FILE, spec_text(self.spec))
+        write_text(self.run_dir / VOCAB_FILE, json.dumps(self.dataset.vocab.to_dict(), indent=1,
+                                                         ensure_ascii=False) + "\n")
 
     def release(self) -> None:
         """Close the loggers if execute() did not, and unlock the run directory (the

@@ -91,3 +91,10 @@ def test_an_aligned_model_says_what_it_ignores_and_prints_input_then_output(tmp_
     assert line.startswith("hello -> ") and len(line) == len("hello -> ") + 5
     quiet = CliRunner().invoke(cli, ["generate", str(out), "--prompt", "hello"])
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+def test_the_vocabulary_is_written_to_the_run_directory(spaced_run):
+    written = json.loads((spaced_run / "vocab.json").read_text(encoding="utf-8"))
+    model = seqgen.load(spaced_run, entry_points=False)
+    assert seqgen.Vocab.from_dict(written) == model.vocab
+    assert written["newlines"] == "space" and written["lowercase"] is True
