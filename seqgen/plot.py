@@ -56,7 +56,7 @@ def figure_runs(run_dirs: list[Path]):
     for i, run_dir in enumerate(run_dirs):
         rows = read_metrics(run_dir)
         colour = f"C{i % 10}"
-        label = Path(run_dir).name
+        label = run_label(run_dir)
         steps = [r for r in rows if r.get("event") == "step" and isinstance(r.get("step"), int)]
         finite = [(r["step"], number(r.get("loss"))) for r in steps
                   if math.isfinite(number(r.get("loss")))]
@@ -131,6 +131,13 @@ def finish_axes(ax, title: str, which: str = "major") -> None:
         ax.legend(fontsize=8)
 
 
+def run_label(run_dir, width: int = 40) -> str:
+    """A run's name for a legend, cut to `width` characters: a long one (names may take
+    200 bytes) would squeeze the axes to nothing."""
+    name = Path(run_dir).name
+    return name if len(name) <= width else name[:width - 1] + "\u2026"
+
+
 def save(fig, out: Path) -> Path:
     """Write a figure as PNG atomically (figures are made with the constrained layout,
     which places legends and labels without tight_layout's warnings)."""
@@ -153,7 +160,7 @@ def plot_valid_perplexity(run_dirs: list[Path], out: Path) -> Path:
                   if r.get("event") == "eval"]
         if points:
             ax.plot(*zip(*points), ("-", "--", ":")[i // 10 % 3], color=f"C{i % 10}",
-                    marker=".", label=Path(run_dir).name)      # 10 colours, then dashes
+                    marker=".", label=run_label(run_dir))      # 10 colours, then dashes
     ax.set_yscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")   # "5", not "5x10^0"
     ax.yaxis.set_major_formatter(plain)

@@ -36,7 +36,7 @@ COLUMNS = [("parameters", "params", "{:,}"), ("steps", "steps", "{}"),
            ("stopped", "stopped", "{}"), ("valid_ppl_final", "valid ppl (final)", "{:.2f}"),
            ("valid_ppl_best", "valid ppl (best)", "{:.2f}"),
            ("tokens_per_second", "tok/s", "{:,.0f}"), ("train_seconds", "train s", "{:.1f}"),
-           ("sample", "greedy sample", None)]
+           ("sample_distinct_2", "sample d-2", "{:.2f}"), ("sample", "greedy sample", None)]
 
 
 @dataclass
@@ -80,12 +80,15 @@ def write_report(session: "Session", out: Path, manifest: dict) -> Report:
 NOTES = ("valid ppl: validation perplexity at the last evaluation, and the best one (the "
          "checkpoint samples come from). tok/s and train s: training tokens per second and "
          "seconds on the trainer's clock, evaluation included; only as steady as the "
-         "machine. Curves: curves.png. Decoding strategies side by side: decoding.md.")
+         "machine. sample d-2: distinct-2 of the greedy sample (near 0: it loops). Curves: "
+         "curves.png. Decoding strategies side by side: decoding.md.")
 DECODING_NOTES = ("Each variant's generate.strategies on each prompt, from its best "
                   "checkpoint with the spec's seed. ppl is the sample's perplexity under the "
                   "model, exp(-mean log p) over its generated tokens: how typical the text is "
                   "for the model. Lower is not better: greedy text usually scores lowest, and "
-                  "repeats itself.")
+                  "repeats itself. d-1 and d-2 (distinct-1, distinct-2): the share of the "
+                  "sample's tokens and token pairs that are distinct; text that loops scores "
+                  "near 0.")
 
 
 def summary(run_dir: Path, model: "LoadedModel", sample_tokens: int) -> dict:
@@ -101,18 +104,21 @@ def summary(run_dir: Path, model: "LoadedModel", sample_tokens: int) -> dict:
             "valid_ppl_best": min(valid) if valid else None,
             "tokens_per_second": progress["tokens"] / progress["seconds"]
             if progress["seconds"] else None,
-            "train_seconds": progress["seconds"], "sample": prompt + sample.text}
+            "train_seconds": progress["seconds"], "sample_distinct_2": sample.distinct_2,
+            "sample": prompt + sample.text}
 
 
 def decoding_section(name: str, model: "LoadedModel") -> str:
     spec, gen = model.spec, model.spec["generate"]
-    lines = [f"## {name}", "", "| prompt | strategy | ppl | sample |", "| --- | --- | --- | --- |"]
+    lines = [f"## {name}", "", "| prompt | strategy | ppl | d-1 | d-2 | sample |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for options in gen["strategies"]:
         for s in model.generate(gen["prompts"] or [""], options, gen["max_new_tokens"],
                                 gen["num_samples"], spec["seed"], gen["on_unknown"]):
             ppl = (math.exp(-sum(s.logprobs) / len(s.logprobs)) if s.logprobs else None)
+            d1, d2 = (("-" if d is None else f"{d:.2f}") for d in (s.distinct_1, s.distinct_2))
             lines.append(f"| {code(s.prompt)} | {cell(s.strategy)} | "
-                         f"{'-' if ppl is None else f'{ppl:.2f}'} | {code(s.text)} |")
+                         f"{'-' if ppl is None else f'{ppl:.2f}'} | {d1} | {d2} | {code(s.text)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -80,7 +80,7 @@ def test_debug_shows_the_traceback(runner, spec_file):
 def test_run_writes_everything_into_one_directory(runner, trained, tmp_path):
     files = sorted(p.name for p in (tmp_path / trained).iterdir())
     assert files == [".lock", "best.safetensors", "last.safetensors", "metrics.jsonl",
-                     "plot.png", "samples.json", "spec.json"]     # .lock: seqgen/lock.py
+                     "plot.png", "samples.json", "spec.json", "vocab.json"]  # .lock: lock.py
 
 
 def test_run_refuses_to_overwrite_a_finished_run(runner, trained, spec_file, tmp_path):

@@ -96,7 +96,7 @@ def test_report_csv_has_one_row_per_variant_with_the_columns(done):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["variant", "model.cell.type", "parameters", "steps", "stopped",
                              "valid_ppl_final", "valid_ppl_best", "tokens_per_second",
-                             "train_seconds", "sample"]
+                             "train_seconds", "sample_distinct_2", "sample"]
     assert [(r["variant"], r["model.cell.type"], r["stopped"]) for r in rows] == [
         (n, c, "done") for n, c in zip(NAMES, ["rnn", "gru", "lstm"])]
     for row, name in zip(rows, NAMES):
@@ -109,13 +109,15 @@ def test_report_csv_has_one_row_per_variant_with_the_columns(done):
         assert float(row["valid_ppl_best"]) == min(valid)
         assert float(row["tokens_per_second"]) == pytest.approx(
             progress["tokens"] / progress["seconds"])
-        greedy = model.generate("the ", "greedy", max_new_tokens=10)[0].text
-        assert row["sample"] == "the " + greedy
+        greedy = model.generate("the ", "greedy", max_new_tokens=10)[0]
+        assert row["sample"] == "the " + greedy.text
+        assert row["sample_distinct_2"] == str(greedy.distinct_2)
     # the rnn has fewer parameters than the gru, which has fewer than the lstm
     assert [int(r["parameters"]) for r in rows] == sorted(int(r["parameters"]) for r in rows)
     assert done.rows == [{**r, "parameters": int(r["parameters"]), "steps": int(r["steps"]),
                           **{k: float(r[k]) for k in ("valid_ppl_final", "valid_ppl_best",
-                                                      "tokens_per_second", "train_seconds")}}
+                                                      "tokens_per_second", "train_seconds",
+                                                      "sample_distinct_2")}}
                          for r in rows]
 
 
@@ -139,7 +141,8 @@ def test_decoding_shows_every_strategy_on_every_prompt_with_its_perplexity(done)
         ("| `the `", "greedy"), ("| `a `", "greedy"),
         ("| `the `", sample.strategy), ("| `a `", sample.strategy)]
     expected = torch.tensor(sample.logprobs).mean().neg().exp().item()
-    assert rows[3][2] == f"{expected:.2f}" and rows[3][3] == f"`{sample.text}` |"
+    assert rows[3][2] == f"{expected:.2f}" and rows[3][5] == f"`{sample.text}` |"
+    assert (rows[3][3], rows[3][4]) == (f"{sample.distinct_1:.2f}", f"{sample.distinct_2:.2f}")
 
 
 def test_report_only_rebuilds_the_same_report_without_training(done, tmp_path, monkeypatch):
