@@ -306,8 +306,10 @@ def work(spec: dict, run_dir: str, what: str) -> tuple[str, int]:
 
 # -- the session's configuration, sent to the workers -----------------------------------------
 # What a worker gets: the Session's config with each plugin as ("module", importable name)
-# or ("pickle", bytes, name). Checked here, in the parent, so that a plugin that cannot
-# travel is one clear error before any worker starts, not a failure in every worker.
+# or ("object", the plugin, its label), which the process pool's own transport carries.
+# Checked here, in the parent, so that a plugin that cannot travel is one clear error
+# before any worker starts, not a failure in every worker. seqgen itself never unpickles
+# anything: only multiprocessing does, with objects this process made.
 def worker_config(session: "Session") -> dict:
     """`session.config` in a form a spawned worker can rebuild (see `session_options`);
     a PluginError names a plugin that cannot be sent, and why."""
@@ -354,27 +356,27 @@ def _sendable(plugin: Any, index: int) -> tuple:
             raise _refuse(plugin, index, f"a worker cannot import it by its name {name!r}: "
                                          f"{problem}")
         return ("module", name)
-    try:
-        data = pickle.dumps(plugin, protocol=3)    # 3: every global is a GLOBAL opcode
+    try:   # only to check it can travel; protocol 3: every global is a GLOBAL opcode
+        data = pickle.dumps(plugin, protocol=3)
     except Exception as e:
         raise _refuse(plugin, index, f"it cannot be pickled ({type(e).__name__}: {e})") from e
     for module in _modules_named(data):
         if (problem := _import_problem(module)) is not None:
             raise _refuse(plugin, index, f"it refers to module {module!r}, which a worker "
                                          f"cannot import: {problem}")
-    return ("pickle", data, _label(plugin, index))
+    return ("object", plugin, _label(plugin, index))
 
 
 def _received(item) -> Any:
-    kind, name = item[0], item[1]
+    kind, value = item[0], item[1]
+    if kind == "object":
+        return value
     try:
-        if kind == "module":
-            return importlib.import_module(name)
-        return pickle.loads(name)
+        return importlib.import_module(value)
     except Exception as e:
-        what = f"plugin module {name!r}" if kind == "module" else item[2]
-        raise PluginError(f"compare with jobs > 1: {what} could not be rebuilt in a worker "
-                          f"process ({type(e).__name__}: {e}); run with jobs=1") from None
+        raise PluginError(f"compare with jobs > 1: plugin module {value!r} could not be "
+                          f"imported in a worker process ({type(e).__name__}: {e}); run with "
+                          f"jobs=1") from None
 
 
 def _modules_named(data: bytes) -> set[str]:

@@ -67,30 +67,28 @@ def is_number(v) -> bool:
             and math.isfinite(v))
 
 
-def _int(body, name, default, low, high, high_note=""):
+def _bounded(body, name, default, low, high, integer: bool, high_note=""):
+    """body[name] checked as an integer (or any finite number) in [low, high]; default
+    when absent. Errors name the field."""
     v = body.get(name)
     if v is None:
         return default
-    if not is_int(v):
-        raise RequestError(f"'{name}' must be an integer, got {json.dumps(v)}", name,
-                           code="invalid_type")
+    if not (is_int(v) if integer else is_number(v)):
+        raise RequestError(f"'{name}' must be {'an integer' if integer else 'a number'}, got "
+                           f"{json.dumps(v)}", name, code="invalid_type")
     if v < low or v > high:
-        raise RequestError(f"'{name}' must be between {low} and {high}{high_note}, got {v}",
-                           name, code="invalid_value")
-    return v
+        show = str if integer else (lambda x: f"{x:g}")       # seeds: all their digits
+        raise RequestError(f"'{name}' must be between {show(low)} and {show(high)}"
+                           f"{high_note}, got {show(v)}", name, code="invalid_value")
+    return v if integer else float(v)
+
+
+def _int(body, name, default, low, high, high_note=""):
+    return _bounded(body, name, default, low, high, True, high_note)
 
 
 def _number(body, name, low, high):
-    v = body.get(name)
-    if v is None:
-        return None
-    if not is_number(v):
-        raise RequestError(f"'{name}' must be a number, got {json.dumps(v)}", name,
-                           code="invalid_type")
-    if v < low or v > high:
-        raise RequestError(f"'{name}' must be between {low:g} and {high:g}, got {v:g}",
-                           name, code="invalid_value")
-    return float(v)
+    return _bounded(body, name, None, low, high, False)
 
 
 def _text_list(body, name, limit_items=None) -> list[str] | None:
