@@ -43,6 +43,20 @@ class Cell(nn.Module):
     between steps, and the LSTM on CPU runs a hand-written step); it must give the same
     numbers as calling the cell with T=1 (`check_cell` checks it).
 
+    A cell may show its internals to `seqgen inspect` (LoadedModel.inspect) by
+    overriding `inspect`:
+
+        layers = cell.inspect(x, state=None)   x [T, B, input_size], state as above
+        layers: one dict per layer*D + direction (torch's order: layer 0 forward, layer 0
+                reverse, layer 1 forward, ...), each {name: [T, B, H] float tensor} for
+                whatever the cell computes per step, in text order for both directions:
+                the built-in LSTM gives {"i", "f", "g", "o", "c", "h"}, the GRU
+                {"r", "z", "n", "h"}, the RNN {"h"}. No dropout, no autograd needed.
+
+    It returns None by default: inspection then records the states a unidirectional
+    cell returns after each step (h, and c for a two-part state), or for a bidirectional
+    one its output, and the probabilities either way.
+
     Subclasses set `input_size`, `hidden_size`, `num_layers` and `bidirectional`, and
     implement `initial_state` and `forward`. Two builds under the same
     `torch.manual_seed` must have equal weights, and every parameter must get a gradient.
@@ -84,6 +98,11 @@ class Cell(nn.Module):
         """x [T, B, input_size] -> (output [T, B, output_size], state); see the class
         docstring for `state` and `lengths`."""
         raise NotImplementedError
+
+    def inspect(self, x: torch.Tensor, state: State = None) -> list[dict[str, torch.Tensor]] | None:
+        """Per-step internals of every layer and direction (see the class docstring), or
+        None when the cell does not expose them."""
+        return None
 
     def stepper(self, state: State) -> "Stepper":
         """Something that feeds this cell one time step per call, carrying `state`."""

@@ -16,6 +16,9 @@ from seqgen import State, Stepper
 from .base import RecurrentCell
 from .init import apply_init
 from .lstm_stepper import MAX_BATCH, LSTMStepper, blocks_for_threads
+from .scratch_gru import gru_recurrence
+from .scratch_lstm import lstm_recurrence
+from .scratch_rnn import ACTIVATIONS, rnn_recurrence
 from .step import LayerStepper, gru_kernel, lstm_kernel, rnn_relu_kernel, rnn_tanh_kernel
 
 
@@ -110,6 +113,10 @@ class FusedRNN(FusedCell):
         self.nonlinearity = nonlinearity
         self.kernel = rnn_tanh_kernel if nonlinearity == "tanh" else rnn_relu_kernel
 
+    def layer_recurrence(self, index: int):
+        activation = ACTIVATIONS[self.nonlinearity]
+        return lambda *args: rnn_recurrence(*args, activation=activation)
+
 
 class FusedGRU(FusedCell):
     gate_count = 3
@@ -119,6 +126,9 @@ class FusedGRU(FusedCell):
         super().__init__(input_size, **options)
         self.rnn = self.make_module(GRU)
         self.kernel = gru_kernel
+
+    def layer_recurrence(self, index: int):
+        return gru_recurrence
 
 
 class FusedLSTM(FusedCell):
@@ -131,6 +141,9 @@ class FusedLSTM(FusedCell):
         super().__init__(input_size, **options)
         self.rnn = self.make_module(LSTM)
         self.kernel = lstm_kernel
+
+    def layer_recurrence(self, index: int):
+        return lstm_recurrence
 
     def stepper(self, state: State) -> Stepper | LayerStepper | LSTMStepper:
         """LSTMStepper for CPU inference (eval, no autograd, one direction) up to MAX_BATCH

@@ -44,8 +44,10 @@ class LayerNorms(nn.Module):
         return F.layer_norm(pre, (H,)) * self.gate_weight[which] + self.gate_bias[which]
 
 
-def lstm_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, norms: LayerNorms):
-    """lstm_recurrence with layer normalisation; x [T, B, I], (h, c) -> (output, (h, c))."""
+def lstm_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None, *,
+                       norms: LayerNorms):
+    """lstm_recurrence with layer normalisation; x [T, B, I], (h, c) -> (output, (h, c));
+    trace as lstm_recurrence's (gates after normalisation)."""
     h, c = state
     B, H = h.shape
     xw = project_inputs(x, w_ih, add_biases(b_ih, b_hh))  # T x [B, 4H]
@@ -59,12 +61,16 @@ def lstm_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, norms: LayerNorm
         c_next = f * c + i * g
         h_next = o * F.layer_norm(c_next, (H,), norms.cell_weight, norms.cell_bias).tanh()
         h, c = freeze(valid_t, h_next, h), freeze(valid_t, c_next, c)
+        if trace is not None:
+            trace.append({"i": i, "f": f, "g": g, "o": o, "c": c, "h": h})
         outputs.append(h)
     return torch.stack(outputs), (h, c)
 
 
-def gru_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, norms: LayerNorms):
-    """gru_recurrence with layer normalisation; x [T, B, I], (h,) -> (output, (h,))."""
+def gru_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None, *,
+                      norms: LayerNorms):
+    """gru_recurrence with layer normalisation; x [T, B, I], (h,) -> (output, (h,));
+    trace as gru_recurrence's."""
     (h,) = state
     B, H = h.shape
     xw = project_inputs(x, w_ih, b_ih)                    # T x [B, 3H]
@@ -77,5 +83,7 @@ def gru_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, norms: LayerNorms
         r, z = norms.gates(xs[:, :2] + hs[:, :2], slice(0, 2)).sigmoid().unbind(1)
         n = norms.gates((xs[:, 2] + r * hs[:, 2]).unsqueeze(1), slice(2, 3)).squeeze(1).tanh()
         h = freeze(valid_t, (1 - z) * n + z * h, h)
+        if trace is not None:
+            trace.append({"r": r, "z": z, "n": n, "h": h})
         outputs.append(h)
     return torch.stack(outputs), (h,)

@@ -6,18 +6,19 @@ one direction of one layer:
     recurrence(x [T, B, I], state (h,) or (h, c) each [B, H], w_ih, w_hh, b_ih, b_hh,
                valid [T, B, 1] bool or None) -> (output [T, B, H], final state tuple)
 
-This class wires layers, directions, dropout and padding around it. The weights live in
-`self.rnn`, a RecurrentWeights with nn.RNN/GRU/LSTM's names and shapes. A family whose
-recurrence depends on the layer (layer_norm's gains) overrides `layer_recurrence`.
+RecurrentCell.run_layers (base.py) wires layers, directions, dropout and padding around
+it. The weights live in `self.rnn`, a RecurrentWeights with nn.RNN/GRU/LSTM's names and
+shapes. A family whose recurrence depends on the layer (layer_norm's gains) overrides
+`layer_recurrence`.
+
+Every recurrence also takes `trace`, a list or None: given a list, it appends one dict
+per step of that step's gates and states, each [B, H] (what `Cell.inspect` reports).
 """
 from __future__ import annotations
 
 import torch
 
-from seqgen import dropout
-
 from .base import RecurrentCell
-from .lengths import reverse_within_length, valid_steps
 from .weights import RecurrentWeights
 
 
@@ -57,30 +58,4 @@ class ScratchCell(RecurrentCell):
 
     def forward(self, x: torch.Tensor, state=None, lengths: torch.Tensor | None = None):
         """x [T, B, I] -> (output [T, B, H*D], state [L*D, B, H] or (h, c))."""
-        T, B, _ = x.shape
-        parts = self.split_state(self.initial_state(B, x.device) if state is None else state)
-        valid = None if lengths is None else valid_steps(lengths, T, x.device)  # [T, B, 1]
-        directions = self.num_directions
-        finals = []  # per layer * D + direction: final state tuple, each [B, H]
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(directions):
-                index = layer * directions + direction
-                start = tuple(p[index] for p in parts)           # each [B, H]
-                weights = self.layer_weights(index)
-                recurrence = self.layer_recurrence(index)
-                if direction == 0:
-                    output, final = recurrence(x, start, *weights, valid)
-                else:  # right to left, each row from its own last real step
-                    output, final = recurrence(reverse_within_length(x, lengths), start,
-                                               *weights, valid)
-                    output = reverse_within_length(output, lengths)
-                outputs.append(output)                           # [T, B, H]
-                finals.append(final)
-            x = torch.cat(outputs, 2) if directions == 2 else outputs[0]  # [T, B, H*D]
-            if layer < self.num_layers - 1:
-                x = dropout(x, self.dropout, self.training)
-        x = self.drop_output(x)
-        if valid is not None:
-            x = x.masked_fill(~valid, 0.0)  # padded steps hold the frozen state: zero them
-        return x, self.join_state(tuple(torch.stack(part) for part in zip(*finals)))
+        return self.run_layers(x, state, lengths, self.training)

@@ -15,8 +15,9 @@ from .lengths import freeze
 from .scratch import ScratchCell, project_inputs
 
 
-def gru_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid):
-    """x [T, B, I], state (h,) with h [B, H] -> (output [T, B, H], (h,))."""
+def gru_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None):
+    """x [T, B, I], state (h,) with h [B, H] -> (output [T, B, H], (h,)).
+    trace: a list that gets, per step, {"r", "z", "n", "h"} each [B, H]."""
     (h,) = state
     # b_hh stays out of the projection: r multiplies W_hn h + b_hn, bias included.
     xw = project_inputs(x, w_ih, b_ih)                    # T x [B, 3H]: W_ih x_t + b_ih
@@ -31,6 +32,8 @@ def gru_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid):
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
         h = freeze(valid_t, (1 - z) * n + z * h, h)
+        if trace is not None:
+            trace.append({"r": r, "z": z, "n": n, "h": h})
         outputs.append(h)
     return torch.stack(outputs), (h,)
 
@@ -50,7 +53,7 @@ class ScratchGRU(ScratchCell):
     def layer_recurrence(self, index: int):
         if self.layer_norm:
             norms = self.layer_norms[index]
-            return lambda *args: gru_ln_recurrence(*args, norms=norms)
+            return lambda *args, **kw: gru_ln_recurrence(*args, norms=norms, **kw)
         return self.recurrence
 
     def extra_repr(self) -> str:

@@ -17,8 +17,9 @@ from .lengths import freeze
 from .scratch import ScratchCell, add_biases, project_inputs
 
 
-def lstm_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid):
-    """x [T, B, I], state (h, c) each [B, H] -> (output [T, B, H], (h, c))."""
+def lstm_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None):
+    """x [T, B, I], state (h, c) each [B, H] -> (output [T, B, H], (h, c)).
+    trace: a list that gets, per step, {"i", "f", "g", "o", "c", "h"} each [B, H]."""
     h, c = state
     xw = project_inputs(x, w_ih, add_biases(b_ih, b_hh))  # T x [B, 4H]: W_ih x_t + b_ih + b_hh
     w_hh_t = w_hh.t()                                     # [H, 4H]
@@ -31,6 +32,8 @@ def lstm_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid):
         c_next = f * c + i * g
         h_next = o * c_next.tanh()
         h, c = freeze(valid_t, h_next, h), freeze(valid_t, c_next, c)
+        if trace is not None:
+            trace.append({"i": i, "f": f, "g": g, "o": o, "c": c, "h": h})
         outputs.append(h)
     return torch.stack(outputs), (h, c)
 
@@ -51,7 +54,7 @@ class ScratchLSTM(ScratchCell):
     def layer_recurrence(self, index: int):
         if self.layer_norm:
             norms = self.layer_norms[index]
-            return lambda *args: lstm_ln_recurrence(*args, norms=norms)
+            return lambda *args, **kw: lstm_ln_recurrence(*args, norms=norms, **kw)
         return self.recurrence
 
     def extra_repr(self) -> str:

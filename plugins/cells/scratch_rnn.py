@@ -15,8 +15,10 @@ from .scratch import ScratchCell, add_biases, project_inputs
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-def rnn_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, activation=torch.tanh):
-    """x [T, B, I], state (h,) with h [B, H] -> (output [T, B, H], (h,))."""
+def rnn_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None,
+                   activation=torch.tanh):
+    """x [T, B, I], state (h,) with h [B, H] -> (output [T, B, H], (h,)).
+    trace: a list that gets, per step, {"h"} [B, H]."""
     (h,) = state
     xw = project_inputs(x, w_ih, add_biases(b_ih, b_hh))  # T x [B, H]: W_ih x_t + b_ih + b_hh
     w_hh_t = w_hh.t()                                     # [H, H]
@@ -24,6 +26,8 @@ def rnn_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, activation=torch.tan
     outputs = []
     for xw_t, valid_t in zip(xw, masks):
         h = freeze(valid_t, activation(torch.addmm(xw_t, h, w_hh_t)), h)
+        if trace is not None:
+            trace.append({"h": h})
         outputs.append(h)
     return torch.stack(outputs), (h,)
 
@@ -37,6 +41,6 @@ class ScratchRNN(ScratchCell):
         super().__init__(input_size, **options)
         self.nonlinearity = nonlinearity
 
-    def recurrence(self, x, state, w_ih, w_hh, b_ih, b_hh, valid):
-        return rnn_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid,
+    def recurrence(self, x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None):
+        return rnn_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace,
                               activation=ACTIVATIONS[self.nonlinearity])

@@ -40,7 +40,10 @@ def check_cell(factory, *, input_size: int = 5, options: dict | None = None, see
     (padded rows: zero outputs past their length, outputs and state equal to running
     the row alone), and "randomness" (a cell that sets `explicit_randomness` leaves
     torch's global generator untouched when training, and gives equal outputs for equal
-    run generators; see seqgen/seeding.py). Outputs are compared with `atol` (float32).
+    run generators; see seqgen/seeding.py), and "inspect" for a cell that overrides
+    `Cell.inspect` (one dict of [T, B, H] tensors per layer and direction; an "h" of
+    the last layer equals the output, and for a unidirectional cell the last step's
+    "h" equals the final state). Outputs are compared with `atol` (float32).
     The global RNG is left as it was.
     """
     options = dict(options or {})
@@ -72,6 +75,35 @@ def check_cell(factory, *, input_size: int = 5, options: dict | None = None, see
             _check_lengths(cell, x, close)
         with _property("randomness", label):
             _check_randomness(cell, x, seed)
+        with _property("inspect", label):
+            _check_inspect(cell, x, close)
+
+
+def _check_inspect(cell: Cell, x: torch.Tensor, close) -> None:
+    layers = cell.inspect(x)
+    if layers is None:
+        return                          # not exposed: inspection records states instead
+    count = cell.num_layers * cell.num_directions
+    assert isinstance(layers, list) and len(layers) == count, (
+        f"inspect returned {type(layers).__name__} of {len(layers) if isinstance(layers, list) else '?'} "
+        f"entries, expected a list of {count} (one per layer and direction)")
+    expected = (STEPS, BATCH, cell.hidden_size)
+    for index, series in enumerate(layers):
+        assert isinstance(series, dict) and series, f"inspect entry {index} is not a non-empty dict"
+        for name, value in series.items():
+            assert isinstance(name, str), f"inspect entry {index} has a key {name!r}, not a string"
+            assert isinstance(value, torch.Tensor) and tuple(value.shape) == expected, (
+                f"inspect entry {index} {name!r} has shape "
+                f"{tuple(getattr(value, 'shape', ()))}, expected {expected}")
+    if all("h" in series for series in layers):
+        output, state = cell(x)
+        last = [series["h"] for series in layers[-cell.num_directions:]]
+        close(torch.cat(last, 2), output,
+              msg=lambda m: f"inspect's last-layer 'h' differs from the output: {m}")
+        if not cell.bidirectional:
+            h = torch.stack([series["h"][-1] for series in layers])      # [L, B, H]
+            close(h, _tensors(state)[0],
+                  msg=lambda m: f"inspect's last-step 'h' differs from the final state: {m}")
 
 
 def _check_randomness(cell: Cell, x: torch.Tensor, seed: int) -> None:
