@@ -47,7 +47,8 @@ def figure_runs(run_dirs: list[Path]):
     train (per step and per epoch) and validation loss; perplexity (capped at 1e6);
     the global gradient norm before clipping (log axis) with the run's clip_norm as a
     dotted line; the learning rate and the teacher-forcing ratio. A step whose loss or
-    gradient norm was not finite (training diverged) is marked by a vertical line."""
+    gradient norm was not finite (training diverged) is marked by a vertical line; fp16
+    steps the gradient scaler skipped, by crosses along the top of the norm panel."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 8), layout="constrained")
@@ -94,8 +95,13 @@ def figure_runs(run_dirs: list[Path]):
         if ratios:
             ax_ratio.plot(*zip(*ratios), "--", color=colour, alpha=0.6,
                           label=f"{label} teacher ratio")
-        bad = [r["step"] for r in steps if not (math.isfinite(number(r.get("loss")))
-                                                and math.isfinite(number(r.get("grad_norm"))))]
+        skipped = [r["step"] for r in steps if r.get("amp_skipped")]
+        if skipped:    # fp16: the scaler skipped these steps and lowered its scale
+            low, high = ax_norm.get_ylim()
+            ax_norm.plot(skipped, [high] * len(skipped), "x", color=colour, clip_on=False,
+                         label=f"{label} fp16 overflow, step skipped ({len(skipped)})")
+        bad = [r["step"] for r in steps if not r.get("amp_skipped") and not (
+            math.isfinite(number(r.get("loss"))) and math.isfinite(number(r.get("grad_norm"))))]
         if bad:
             for ax in (ax_loss, ax_ppl, ax_norm, ax_lr):
                 ax.axvline(bad[0], color="red", linestyle="-.", linewidth=1,

@@ -92,6 +92,8 @@ class Printer:
         if "grad_norm" in d:
             extra = {"gnorm": f"{d['grad_norm']:.3g}" + (" clip" if d.get("clipped") else ""),
                      "lr": f"{d['lr']:.3g}"}
+            if "loss_scale" in d:       # fp16: the gradient scaler's scale, and its skips
+                extra["scale"] = f"{d['loss_scale']:g}" + (" skip" if d.get("amp_skipped") else "")
         self.bar.set_postfix(loss=f"{d['loss']:.3f}", ppl=ppl_text(math.exp(min(d['loss'], 50))
                                                                    if d['loss'] == d['loss']
                                                                    else math.nan, 2),

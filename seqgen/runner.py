@@ -37,6 +37,7 @@ from .components import Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event, json_line
 from .generate import Sample, TextGenerator
+from .precision import ignored, precision_for
 from .interrupt import StopRequest
 from .log import log_event
 from .loggers import Logger
@@ -87,6 +88,7 @@ class Run:
         self.loggers: list[tuple[Component, Logger]] = []
         self.closing = contextlib.ExitStack()      # closes the loggers when execute() ends
         self.device = pick_device(spec["device"])
+        precision = precision_for(spec["train"]["amp"], self.device)   # fp16 off CUDA: refused
         self.dataset: Dataset = session.build("dataset", spec["dataset"])
         check_dataset(self.dataset, spec)
         self.model = session.build_model(spec, len(self.dataset.vocab)).to(self.device)
@@ -105,7 +107,7 @@ class Run:
                                          spec["train"], self.device, spec["seed"],
                                          valid=self.dataset.valid, emit=self._record,
                                          on_epoch=self._show_samples, save=self._save,
-                                         stop=stop)
+                                         stop=stop, precision=precision)
 
     # -- the run directory ----------------------------------------------------------------------
     def create(self, out) -> None:
@@ -241,7 +243,8 @@ class Run:
                 append_line(self.run_dir / METRICS_FILE, json_record(event.data))
             elif event.kind == "step":
                 append_line(self.run_dir / METRICS_FILE, json_record(
-                    {"event": "step", **{k: event.data.get(k) for k in STEP_FIELDS}}))
+                    {"event": "step", **{k: event.data.get(k) for k in STEP_FIELDS},
+                     **{k: event.data[k] for k in AMP_STEP_FIELDS if k in event.data}}))
         self.emit(event)
 
     def _show_samples(self, epoch: int) -> None:
@@ -329,10 +332,8 @@ class Run:
                                   "progress": self.spec["train"]["progress"]}))
         for note in self.train_strategy.warnings():   # generation warns as it generates
             self.emit(Event("warning", {"message": f"$.train.strategy: {note}"}))
-        if self.spec["train"]["amp"] and self.device.type != "cuda":
-            self.emit(Event("warning", {"message": "$.train.amp: mixed precision is used on "
-                                                   "CUDA only; it has no effect on "
-                                                   f"{self.device.type}"}))
+        if (note := ignored(self.spec["train"]["amp"], self.device)) is not None:
+            self.emit(Event("warning", {"message": note}))
 
     def _generate(self) -> list[Sample]:
         gen, samples = self.spec["generate"], []
@@ -359,6 +360,7 @@ class Run:
 
 
 STEP_FIELDS = ("step", "loss", "grad_norm", "clipped", "lr", "teacher_ratio")
+AMP_STEP_FIELDS = ("loss_scale", "amp_skipped")    # fp16 runs only (seqgen/precision.py)
 
 
 def json_record(data: dict) -> str:

@@ -33,6 +33,7 @@ from .errors import TrainingError
 from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
 from .interrupt import StopRequest
+from .precision import Precision, precision_for
 from .seeding import dropout_generator, generator as derived_generator, global_rng
 from .model import LanguageModel
 from .state import State, detach_state
@@ -122,7 +123,7 @@ class Trainer:
                  spec: dict, device: torch.device, seed: int, valid: Split | None = None,
                  emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None, *,
                  optimizer: torch.optim.Optimizer, schedule: Schedule,
-                 stop: StopRequest | None = None):
+                 stop: StopRequest | None = None, precision: Precision | None = None):
         self.model, self.sampler, self.strategy = model, sampler, strategy
         self.spec, self.device, self.valid, self.send = spec, device, valid, emit
         self.stop = stop if stop is not None else StopRequest()
@@ -137,8 +138,8 @@ class Trainer:
         self.progress = Progress()
         self.stats: dict = {}                    # the last step's grad_norm, clipped, lr, ...
         self.carried: State = None               # state carried into the next batch
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if spec["amp"] and device.type == "cuda" else contextlib.nullcontext())
+        # train.amp: autocast, and for fp16 a gradient scaler (seqgen/precision.py)
+        self.precision = precision or precision_for(spec["amp"], device)
 
     @classmethod
     def from_spec(cls, session: "Session", model: LanguageModel, sampler: Sampler,
@@ -158,12 +159,17 @@ class Trainer:
         factor = self.schedule(self.progress.step)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
-        with self.autocast, self.randomness():
+        with self.precision.autocast(), self.randomness():
             logits, state = forward_batch(self.model, batch, state, self.strategy, ratio,
                                           self.generator)
             nll = token_nll(logits.float(), batch).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        (nll / batch.num_tokens).backward()
+        scaler = self.precision.scaler
+        if scaler is None:
+            (nll / batch.num_tokens).backward()
+        else:   # fp16: backward through the scaled loss, then the true gradients back
+            scaler.scale(nll / batch.num_tokens).backward()
+            scaler.unscale_(self.optimizer)
         clip = self.spec["clip_norm"]
         # the global gradient norm before clipping; with no clip_norm, an infinite bound
         # measures it without changing anything
@@ -172,9 +178,21 @@ class Trainer:
         self.stats = {"grad_norm": norm, "clipped": clip is not None and norm > clip,
                       "lr": self.optimizer.param_groups[0]["lr"], "teacher_ratio": ratio}
         total = float(nll.detach())
-        if math.isfinite(total) and math.isfinite(norm):
+        if scaler is not None:
+            # an overflow in float16 gradients is the scaler's to handle: it skips the
+            # step and halves the scale (a non-finite loss still ends the run)
+            self.stats.update(loss_scale=scaler.get_scale(), amp_skipped=not math.isfinite(norm))
+            if math.isfinite(total):
+                scaler.step(self.optimizer)
+                scaler.update()
+        elif math.isfinite(total) and math.isfinite(norm):
             self.optimizer.step()     # a non-finite loss or gradient would poison the weights
         return total, state
+
+    def checked_norm(self) -> float:
+        """The step's gradient norm as the divergence check sees it: a float16 step the
+        scaler skipped is not a divergence."""
+        return 0.0 if self.stats.get("amp_skipped") else self.stats["grad_norm"]
 
     def randomness(self):
         """Dropout in the forward pass draws from the run's dropout generator: through
@@ -228,10 +246,10 @@ class Trainer:
                     continue                             # trained before a resume
                 batch = batch.to(self.device)
                 nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
-                if not (math.isfinite(nll) and math.isfinite(self.stats["grad_norm"])):
+                if not (math.isfinite(nll) and math.isfinite(self.checked_norm())):
                     self.emit(Event("step", {"step": p.step + 1, "loss": nll / batch.num_tokens,
                                              "tokens": batch.num_tokens, **self.stats}))
-                self._check_loss(nll / batch.num_tokens, self.stats["grad_norm"])
+                self._check_loss(nll / batch.num_tokens, self.checked_norm())
                 self.carried = state
                 p.batch, p.step = index + 1, p.step + 1
                 p.tokens += batch.num_tokens
@@ -239,7 +257,8 @@ class Trainer:
                 p.epoch_tokens += batch.num_tokens
                 window[0] += nll
                 window[1] += batch.num_tokens
-                window[3].append((self.stats["grad_norm"], self.stats["clipped"]))
+                if not self.stats.get("amp_skipped"):   # fp16 overflow: no norm to average
+                    window[3].append((self.stats["grad_norm"], self.stats["clipped"]))
                 self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
                                          "tokens": batch.num_tokens, **self.stats}))
                 if p.step % spec["log_every"] == 0:
@@ -356,6 +375,8 @@ class Trainer:
         tensors["rng.trainer"] = self.generator.get_state()
         tensors["rng.dropout"] = self.dropout.get_state()
         meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure}
+        if self.precision.scaler is not None:      # fp16: the loss scale and its counter
+            meta["scaler"] = self.precision.scaler.state_dict()
         return tensors, meta
 
     def load_training_state(self, tensors: dict, meta: dict) -> None:
@@ -365,5 +386,7 @@ class Trainer:
         self.generator.set_state(tensors["rng.trainer"])
         if "rng.dropout" in tensors:   # checkpoints before seqgen/seeding.py kept torch's global
             self.dropout.set_state(tensors["rng.dropout"])
+        if self.precision.scaler is not None and meta.get("scaler"):
+            self.precision.scaler.load_state_dict(meta["scaler"])
         self.progress = Progress(**meta["progress"])
         self.progress.stopped = None                 # resuming: the epoch count decides

@@ -49,6 +49,11 @@ TRAINER_SCHEMA = {
             },
         },
         "carry": {"$ref": "#/$defs/carry"},
+        # train.amp "fp16": torch.amp.GradScaler.state_dict(), all JSON numbers
+        "scaler": {"type": "object", "required": ["scale", "_growth_tracker"],
+                   "properties": {"scale": {"type": "number", "exclusiveMinimum": 0},
+                                  "_growth_tracker": _INT},
+                   "additionalProperties": {"type": "number"}},
     },
     "$defs": {"carry": {"anyOf": [{"type": ["null", "string"]},
                                   {"type": "array", "items": {"$ref": "#/$defs/carry"}}]}},

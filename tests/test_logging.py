@@ -19,7 +19,9 @@ TYPO = ("plugin 'typo' from distribution 'direct' failed to load: implements 're
         "which is not a seqgen hook. Did you mean 'register_cells'?")
 BROKEN = ("plugin 'broken' from distribution 'broken-dist' failed to load: "
           "ImportError: No module named 'missing_dep'")
-AMP = "$.train.amp: mixed precision is used on CUDA only; it has no effect on cpu"
+# A run warning to provoke: the teacher-forcing option that a ratio of 1 makes moot
+WARNED = "$.train.strategy: ratio 1 without decay always feeds the reference: 'free' has no effect"
+MOOT = {"type": "teacher-forcing", "ratio": 1.0, "free": "sample"}
 
 
 class Typo:
@@ -106,12 +108,12 @@ def test_run_warning_events_are_warning_records_on_seqgen_run(caplog):
 
 
 def test_a_run_logs_its_warnings(tiny_spec, caplog, capsys):
-    tiny_spec["train"].update(amp=True, max_steps=2, epochs=1)
+    tiny_spec["train"].update(strategy=MOOT, max_steps=2, epochs=1)
     events = []
     with caplog.at_level(logging.WARNING, logger="seqgen"):
         seqgen.Session(entry_points=False).run(tiny_spec, out="r", emit=events.append)
-    assert [e.data["message"] for e in events if e.kind == "warning"] == [AMP]   # still an event
-    assert [(r.name, r.getMessage()) for r in seqgen_records(caplog)] == [("seqgen.run", AMP)]
+    assert [e.data["message"] for e in events if e.kind == "warning"] == [WARNED]   # still an event
+    assert [(r.name, r.getMessage()) for r in seqgen_records(caplog)] == [("seqgen.run", WARNED)]
     assert capsys.readouterr() == ("", "")
 
 
@@ -170,8 +172,8 @@ def test_strict_plugins_listing_does_not_warn(broken_entry_point):
 
 def test_the_cli_shows_a_run_warning_once(tiny_spec, tmp_path):
     import json
-    tiny_spec["train"].update(amp=True, max_steps=2, epochs=1)
+    tiny_spec["train"].update(strategy=MOOT, max_steps=2, epochs=1)
     (tmp_path / "spec.json").write_text(json.dumps(tiny_spec))
     result = CliRunner().invoke(cli, ["run", "spec.json", "--out", "r"])
     assert result.exit_code == 0, result.output
-    assert result.stderr.splitlines() == [f"warning: {AMP}"]
+    assert result.stderr.splitlines() == [f"warning: {WARNED}"]

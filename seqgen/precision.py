@@ -1,0 +1,78 @@
+"""Mixed-precision training (`train.amp`): an autocast context and, for float16, a
+gradient scaler.
+
+    false          float32 throughout
+    "bf16" / true  bfloat16 autocast, on CUDA and on CPU (torch has CPU kernels for it).
+                   bfloat16 keeps float32's exponent range, so gradients need no scaling.
+    "fp16"         float16 autocast with a GradScaler, on CUDA. float16's range is small:
+                   the loss is multiplied by the scale before backward so small gradients
+                   do not flush to zero; the gradients are unscaled before clipping (the
+                   recorded grad norm is the true one); a step whose gradients overflowed
+                   is skipped and the scale halved; after `growth_interval` good steps it
+                   doubles. The scale and skips are logged per step (loss_scale,
+                   amp_skipped), and the scaler's state is saved for exact resume.
+                   Refused on CPU: torch's CPU kernels cannot train every cell in float16
+                   (oneDNN has no float16 LSTM).
+
+On other devices (mps) autocast is not applied and the run warns that amp has no effect.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from .errors import TrainingError
+
+#: Where each mode runs; tests add "cpu" to FP16 to exercise the scaler on scratch cells.
+DEVICES = {"bf16": ("cuda", "cpu"), "fp16": ("cuda",)}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Precision:
+    """mode: None (float32), "bf16" or "fp16" as applied on this device; scaler: a
+    torch.amp.GradScaler for "fp16", else None."""
+    mode: str | None
+    device_type: str
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self):
+        """The context the forward pass and loss run in."""
+        if self.mode is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=DTYPES[self.mode])
+
+
+def mode_of(amp) -> str | None:
+    """The spec's train.amp (false, true, "bf16", "fp16") as None, "bf16" or "fp16"."""
+    if amp is True:
+        return "bf16"
+    return amp or None
+
+
+def precision_for(amp, device: torch.device) -> Precision:
+    """What `train.amp` means on `device`; TrainingError for "fp16" where it can't run.
+    A mode the device lacks (bf16 on mps) is None here: the run warns (`ignored`)."""
+    mode = mode_of(amp)
+    if mode is None:
+        return Precision(None, device.type)
+    if device.type not in DEVICES[mode]:
+        if mode == "fp16":
+            raise TrainingError(
+                f'$.train.amp: "fp16" needs a CUDA device, and this run is on {device.type}: '
+                'torch cannot train every cell in float16 there (oneDNN has no float16 '
+                'LSTM). Use "bf16" (bfloat16 autocast, no scaler needed) or false.')
+        return Precision(None, device.type)
+    scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
+    return Precision(mode, device.type, scaler)
+
+
+def ignored(amp, device: torch.device) -> str | None:
+    """A warning when train.amp asks for something this device does not do, else None."""
+    mode = mode_of(amp)
+    if mode is not None and precision_for(amp, device).mode is None:
+        return (f"$.train.amp: {mode} autocast is used on {' and '.join(DEVICES[mode])} "
+                f"only; it has no effect on {device.type}")
+    return None
