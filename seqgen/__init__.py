@@ -36,6 +36,7 @@ from .plugins import LoadFailure
 from .model import LanguageModel
 from .compose import Composed, Origin
 from .report import Report
+from .inspection import Inspection, LayerTrace, write_inspection
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
     "History", "LogitsProcessor", "dropout", "json_line", "Preset", "Logger", "options", "open_append",
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
+    "Inspection", "LayerTrace", "write_inspection",
 ]
 
 

@@ -443,6 +443,12 @@ def plugins_new(kind, name, out):
     click.echo(f"created {where}\nnext: pip install -e {where} && pytest {where}")
 
 
+def on_unknown_option(help_text: str):
+    """--on-unknown, as generate, eval and inspect take it."""
+    return click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]),
+                        default="error", show_default=True, help=help_text)
+
+
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--prompt", "prompts", multiple=True, help="Text to continue. Repeatable.")
@@ -458,13 +464,14 @@ def plugins_new(kind, name, out):
               help="End a sample at this text; it is cut before it. Repeatable.")
 @click.option("--stream", is_flag=True,
               help="Print the text as it is generated (one prompt, one sample).")
-@click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]), default="error",
-              show_default=True, help="Prompt characters outside the vocabulary.")
+@click.option("--unk-text", metavar="TEXT",
+              help="How a generated <unk> reads  [default: the run's generate.unk_text]")
+@on_unknown_option("Prompt characters outside the vocabulary.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
 def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_tokens, seed,
-             stops, stream, on_unknown, as_json):
+             stops, stream, unk_text, on_unknown, as_json):
     """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory).
 
     Options with no effect in the chosen combination are reported as warnings on stderr.
@@ -479,6 +486,8 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
         raise click.UsageError("--stream prints one sample as it is generated: give at most "
                                "one --prompt, --num-samples 1, and no --json")
     model = make_session(ctx).load(checkpoint)
+    if unk_text is not None:
+        model = model.showing_unk_as(unk_text)
     chosen = model.strategy(apply_overrides({"type": strategy}, list(options)))
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
@@ -513,9 +522,8 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
 @click.argument("checkpoint", type=click.Path())
 @click.option("--text", "text_file", required=True, type=click.Path(dir_okay=False),
               help="UTF-8 text file to score.")
-@click.option("--on-unknown", type=click.Choice(["error", "skip", "unk"]), default="error",
-              show_default=True, help="Tokens outside the vocabulary: refuse them, drop "
-              "them, or score them as <unk>.")
+@on_unknown_option("Tokens outside the vocabulary: refuse them, drop them, or score "
+                   "them as <unk>.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
@@ -531,6 +539,52 @@ def eval_(ctx, checkpoint, text_file, on_unknown, as_json):
     else:
         click.echo(f"{text_file}: {score.tokens} tokens, loss {score.loss:.4f} nats, "
                    f"perplexity {score.perplexity:.3f}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--text", "text", metavar="TEXT", help="Text to read through the model.")
+@click.option("--file", "text_file", type=click.Path(dir_okay=False),
+              help="A UTF-8 file to read instead of --text.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Directory for the files  [default: inspect/ beside the checkpoint]")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1),
+              help="Guesses recorded per token.")
+@click.option("--units", default=16, show_default=True, type=click.IntRange(1),
+              help="Units per heatmap panel: those that vary most over the text.")
+@on_unknown_option("Tokens outside the vocabulary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the paths written as JSON.")
+@click.pass_context
+@handle_errors
+def inspect(ctx, checkpoint, text, text_file, out, top_k, units, on_unknown, as_json):
+    """See inside CHECKPOINT (a .safetensors file or a run directory) as it reads a text:
+    every layer's gates and states per token, and how surprised the model is by each.
+
+    Writes inspect.json (the data), a heatmap PNG per layer, and inspect.html, a page
+    that works from the file alone: the text coloured by surprise, the model's top
+    guesses on hover, and a unit picker that colours the text by one unit instead.
+    """
+    from .inspection import write_inspection
+    from .text_io import read_text
+    if (text is None) == (text_file is None):
+        raise click.UsageError("give the text to read: --text TEXT or --file FILE (one)")
+    model = make_session(ctx).load(checkpoint)
+    inspection = model.inspect(read_text(text_file) if text_file else text, on_unknown,
+                               top_k=top_k)
+    written = write_inspection(inspection, out or model.path.parent / "inspect", units)
+    paths = [written["json"], written["html"], *written["heatmaps"]]
+    if as_json:
+        click.echo(json.dumps({"tokens": len(inspection.tokens),
+                               "mean_surprise": inspection.mean_surprise(),
+                               "files": [str(p) for p in paths]}))
+        return
+    layers = len({layer.layer for layer in inspection.layers})
+    mean = inspection.mean_surprise()
+    click.echo(f"read {len(inspection.tokens)} tokens through {inspection.cell} "
+               f"({layers} layer{'s' if layers != 1 else ''})"
+               + ("" if mean is None else f": mean surprise {mean:.3f} nats"))
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 # A reader that closes standard output early (`seqgen generate ... | head -c 1`) ends the

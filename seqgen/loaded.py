@@ -31,7 +31,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .data import TokenStream
-from .errors import CheckpointError, SeqgenError, UnknownComponentError
+from .errors import CheckpointError, GenerationError, SeqgenError, UnknownComponentError
 from .evaluate import mean_nll, perplexity, stream_chunks, token_nll
 from .generate import Sample, TextGenerator
 from .strategy import GenerationWarning, Strategy
@@ -42,6 +42,7 @@ from .vocab import Vocab
 
 if TYPE_CHECKING:
     from .api import Session
+    from .inspection import Inspection
     from .model import LanguageModel
 
 
@@ -89,7 +90,11 @@ class LoadedModel:
         early (break, cancellation) stops the worker at its next piece.
     score(text, on_unknown, per_token=False) -> Score: .tokens, .loss (nats/token),
         .perplexity, and with per_token .token_logprobs.
+    inspect(text, on_unknown, top_k=5) -> Inspection: per token, every layer's gates and
+        states, the probability of the actual next token and the top-k guesses;
+        seqgen.write_inspection turns it into inspect.json, heatmaps and inspect.html.
     strategy(name | spec object | Strategy) -> Strategy, options validated.
+    showing_unk_as(text) -> LoadedModel: the same model, generated <unk> shown as text.
 
     `strategy` is a name ("greedy"), a spec object ({"type": "top-k", "k": 5}) or a built
     Strategy. `on_unknown` decides what happens to prompt characters outside the
@@ -137,8 +142,18 @@ class LoadedModel:
         except RuntimeError as e:
             raise CheckpointError(f"{path}: weights do not fit the model its spec describes "
                                   f"({ckpt.first_detail(e)})") from e
-        return cls(session, TextGenerator(model, c.vocab, c.task), spec,
+        generate = c.spec.get("generate")
+        unk_text = generate.get("unk_text") if isinstance(generate, dict) else None
+        vocab = c.vocab.showing_unk_as(unk_text) if isinstance(unk_text, str) else c.vocab
+        return cls(session, TextGenerator(model, vocab, c.task), spec,
                    ckpt.resolve_path(path), components)
+
+    def showing_unk_as(self, text: str) -> "LoadedModel":
+        """The same model (weights shared), its generated <unk> reading as `text` (the
+        run's generate.unk_text, "<unk>" unless set; "" drops it)."""
+        generator = TextGenerator(self.model, self.vocab.showing_unk_as(text),
+                                  self.generator.task)
+        return LoadedModel(self.session, generator, self.spec, self.path, self.components)
 
     def strategy(self, strategy: dict | str | Strategy) -> Strategy:
         """A strategy from its name or spec object (options validated), or as given."""
@@ -240,6 +255,29 @@ class LoadedModel:
         logprobs = token_logprobs(self.model, ids, device)
         nll = -sum(logprobs) / len(logprobs)
         return Score(len(logprobs), nll, perplexity(nll), logprobs)
+
+    def inspect(self, text: str, on_unknown: str = "error", *, top_k: int = 5) -> "Inspection":
+        """Read `text` through the model from its initial state and record, per token,
+        every layer's gates and states (the cell's `inspect`; fused cells run their
+        written-out recurrence on the same weights), the probability of the actual next
+        token and the `top_k` most likely next tokens (seqgen/inspection/trace.py).
+        The text is prepared as the training text was (newlines, lowercase)."""
+        from .data import CAUSAL_TASKS
+        from .inspection import MAX_TOKENS, trace
+        if self.generator.task not in CAUSAL_TASKS:
+            raise GenerationError(
+                f"inspect reads a language model over a text; this model maps inputs to "
+                f"outputs (task {self.generator.task!r}): use generate")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise GenerationError(f"top_k must be a positive integer, not {top_k!r}")
+        ids = self.vocab.encode(text, on_unknown=check_arguments(on_unknown=on_unknown)[
+            "on_unknown"])
+        if ids.numel() == 0:
+            raise GenerationError("inspect needs at least one token of text")
+        if ids.numel() > MAX_TOKENS:
+            raise GenerationError(f"the text has {ids.numel()} tokens; inspect reads at most "
+                                  f"{MAX_TOKENS} (the page and JSON grow with tokens x units)")
+        return trace(self.model, self.vocab, ids, top_k, self.spec["model"]["cell"]["type"])
 
 
 @torch.no_grad()

@@ -97,7 +97,9 @@ class Run:
                                      seed=spec["seed"], rank=0, world_size=1)
         self.train_strategy = session.build("strategy", spec["train"]["strategy"])
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
-        self.generator = TextGenerator(self.model, self.dataset.vocab, self.dataset.task)
+        self.generator = TextGenerator(   # generate.unk_text: how <unk> reads in samples
+            self.model, self.dataset.vocab.showing_unk_as(spec["generate"]["unk_text"]),
+            self.dataset.task)
         self.components = session.components_of(spec)   # recorded in every checkpoint
         self._check_prompts()                      # now, not after hours of training
         self.run_dir: Path | None = None

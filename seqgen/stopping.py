@@ -34,7 +34,7 @@ class RowText:
             sep = self.vocab.separator if self.vocab.level == "word" and self.text else ""
             # A stop completed by this token starts at most longest-1 characters before it.
             start = max(0, len(self.text) - self.longest + 1)
-            self.text += sep + tok
+            self.text += sep + self.vocab.text_of(tok)
             self.cut = first_stop(self.text, self.stops, start)
             self.ended = self.cut is not None
         self.ends.append(len(self.text))

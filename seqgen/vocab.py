@@ -6,6 +6,7 @@ whose order changes with PYTHONHASHSEED).
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
@@ -37,8 +38,12 @@ class Vocab:
     becomes a space), `lowercase`, and for words the regex `pattern` (None: split on
     whitespace).
 
-    Decoding shows <unk> as the text "<unk>" (a generated unknown word must not vanish
-    from the text); the other specials (<bos>, <eos>, <pad>) are structure, not text."""
+    Decoding shows <unk> as `unk_text`, "<unk>" unless set (a generated unknown word must
+    not vanish from the text; `showing_unk_as("")` drops it on purpose); the other
+    specials (<bos>, <eos>, <pad>) are structure, not text. `unk_text` is display only:
+    it is not saved, and equal vocabularies may show <unk> differently."""
+
+    unk_text: str = UNK
 
     def __init__(self, tokens: Sequence[str], level: str = "char", specials: Sequence[str] = (),
                  separator: str = " ", pattern: str | None = None, lowercase: bool = False,
@@ -101,8 +106,21 @@ class Vocab:
         return text.lower() if self.lowercase else text
 
     def shown(self, token: str) -> bool:
-        """Whether a token appears in decoded text: every one but <bos>, <eos>, <pad>."""
-        return token == UNK or token not in self.specials
+        """Whether a token appears in decoded text: every one but <bos>, <eos>, <pad>
+        (and <unk> when unk_text is "")."""
+        return (token == UNK and self.unk_text != "") or token not in self.specials
+
+    def text_of(self, token: str) -> str:
+        """What a shown token reads as in decoded text: itself, or unk_text for <unk>."""
+        return self.unk_text if token == UNK else token
+
+    def showing_unk_as(self, text: str) -> "Vocab":
+        """A copy that decodes <unk> as `text` (e.g. "\u2047", "[UNK]"; "" drops it)."""
+        if not isinstance(text, str):
+            raise TypeError(f"unk_text must be a string, not {type(text).__name__}")
+        other = copy.copy(self)
+        other.unk_text = text
+        return other
 
     def split(self, text: str) -> list[str]:
         """Text to tokens, without mapping to ids, preprocessed as the training text was."""
@@ -176,7 +194,7 @@ class Vocab:
             ids = ids.tolist()
         toks = [self.tokens[i] for i in ids]
         if skip_specials:
-            toks = [t for t in toks if self.shown(t)]
+            toks = [self.text_of(t) for t in toks if self.shown(t)]
         return ("" if self.level == "char" else self.separator).join(toks)
 
     # -- persistence ------------------------------------------------------------------------

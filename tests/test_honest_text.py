@@ -98,3 +98,45 @@ def test_the_vocabulary_is_written_to_the_run_directory(spaced_run):
     model = seqgen.load(spaced_run, entry_points=False)
     assert seqgen.Vocab.from_dict(written) == model.vocab
     assert written["newlines"] == "space" and written["lowercase"] is True
+
+
+def test_how_unk_reads_is_configurable():
+    vocab = seqgen.Vocab(["a", "cat", "sat"], level="word", specials=[seqgen.UNK, seqgen.EOS])
+    unk, cat = vocab.unk_id, vocab.stoi["cat"]
+    marked = vocab.showing_unk_as("[?]")
+    assert marked.decode([cat, unk, cat]) == "cat [?] cat" and marked == vocab
+    assert vocab.decode([cat, unk, cat]) == "cat <unk> cat"          # the original is kept
+    dropped = vocab.showing_unk_as("")
+    assert dropped.decode([unk, cat, unk, unk, cat]) == "cat cat"    # no doubled separators
+    row = RowText(marked, ("sat",))
+    for token in (cat, unk, cat):
+        row.add(token)
+    assert row.final()[0] == "cat [?] cat"
+    assert "unk_text" not in marked.to_dict()                      # display only, not saved
+    with pytest.raises(TypeError, match="must be a string"):
+        vocab.showing_unk_as(None)
+
+
+def test_generate_shows_unk_as_the_run_or_the_command_says(tmp_path):
+    words = "the cat sat on the mat . the dog sat on the log . " * 20 + "the zebra ."
+    spec = {"name": "words", "seed": 0,
+            "dataset": {"type": "text", "text": words, "level": "word", "min_freq": 2},
+            "model": {"embedding": {"type": "learned", "size": 8},
+                      "cell": {"type": "gru", "hidden_size": 8}},
+            "sampler": {"type": "sequential", "batch_size": 2, "num_steps": 8},
+            "train": {"max_steps": 2},
+            "generate": {"prompts": ["the"], "max_new_tokens": 2, "unk_text": "[?]"}}
+    seqgen.Session(entry_points=False).run(spec, out=tmp_path / "run")
+    model = seqgen.load(tmp_path / "run", entry_points=False)
+    assert model.vocab.unk_text == "[?]"
+    tf = {"type": "teacher-forcing", "reference": "cat zebra sat"}
+    assert model.generate("the", tf, on_unknown="unk")[0].text == "cat [?] sat"
+    plain = model.showing_unk_as("<unk>")
+    assert plain.model is model.model and plain.generate("the", tf, on_unknown="unk")[
+        0].text == "cat <unk> sat"
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "run"), "--prompt", "the",
+                                      "--strategy", "teacher-forcing", "--set",
+                                      "reference=cat zebra sat", "--on-unknown", "unk",
+                                      "--unk-text", ""])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "the cat sat"

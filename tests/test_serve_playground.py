@@ -1,11 +1,7 @@
 """The browser playground (seqgen/serve/playground.html), driven in headless Chromium
 against a real `seqgen serve` of a tiny trained run.
 
-Client: Selenium with Debian's chromium + chromium-driver (apt-get install chromium
-chromium-driver; pip install selenium). The driver path is given to Service, which makes
-Selenium skip Selenium Manager (it would otherwise try to download a driver); SE_OFFLINE
-is set as well, in case a future Selenium consults it anyway. Nothing is fetched from the
-network. Without chromium the test is skipped locally, and fails when $CI is set.
+Client: Selenium with Debian's chromium (tests/browser.py).
 
 The screenshot is kept at .test-artifacts/playground.png under the repository root."""
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-import os
 import re
 import socket
 import subprocess
@@ -21,16 +16,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+from browser import chromium, screenshot
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / ".test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 CORPUS = ("the cat sat on the mat.\nthe dog sat on the log.\n"
           "a cat and a dog met on the mat and sat.\n") * 30
 SPEC = {"name": "playground", "seed": 0,
@@ -44,42 +35,9 @@ SPEC = {"name": "playground", "seed": 0,
 BOUND = 20.0   # seconds: server start-up, and one generation in the page
 
 
-def _needs(what: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI installs it: apt-get install chromium chromium-driver; "
-                    "pip install selenium)")
-    pytest.skip(what)
-
-
 @pytest.fixture
-def webdriver_module(monkeypatch):
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            _needs(f"{path} is not installed")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        _needs("selenium is not installed")
-    monkeypatch.setenv("SE_OFFLINE", "true")          # never let Selenium Manager download
-    return webdriver
-
-
-@pytest.fixture
-def browser(webdriver_module):
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver_module.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1100,760", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update"):
-        options.add_argument(arg)
-    driver = webdriver_module.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(BOUND)
-    driver.set_script_timeout(BOUND)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def browser(monkeypatch):
+    yield from chromium(monkeypatch, BOUND)
 
 
 def free_port() -> int:
@@ -232,8 +190,7 @@ def test_the_playground_streams_greedy_text_coloured_by_probability(browser, ser
         assert all(abs(a - b) <= 1 for a, b in zip(got, want)), (span, want)
         assert span["title"].startswith(f"p = {p:.4f}")
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(ARTIFACTS / "playground.png"))
+    screenshot(browser, "playground.png")
 
     # A request the server refuses: its error message is shown in #error.
     Select(find(By.ID, "strategy")).select_by_value("top-k")
