@@ -44,8 +44,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException as e:
         tmp.unlink(missing_ok=True)                    # the target is untouched
         if isinstance(e, OSError):
-            if e.filename is None:
-                e.filename = str(target)               # ENOSPC from a write names no file
+            if e.filename is None or str(e.filename) == str(tmp):
+                e.filename = str(target)               # ENOSPC from a write names no file;
+                e.filename2 = None                     # os.replace names the temp file
             raise
         if isinstance(e, Exception) and (code := OS_ERROR.search(str(e))):
             # a writer that wraps the OS's error in its own type (safetensors:

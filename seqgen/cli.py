@@ -564,19 +564,22 @@ def inspect(ctx, checkpoint, text, text_file, out, top_k, units, on_unknown, as_
     that works from the file alone: the text coloured by surprise, the model's top
     guesses on hover, and a unit picker that colours the text by one unit instead.
     """
+    from .events import json_line
     from .inspection import write_inspection
     from .text_io import read_text
     if (text is None) == (text_file is None):
         raise click.UsageError("give the text to read: --text TEXT or --file FILE (one)")
+    if out == "":
+        raise click.UsageError("--out is empty: name a directory, or leave it out")
     model = make_session(ctx).load(checkpoint)
     inspection = model.inspect(read_text(text_file) if text_file else text, on_unknown,
                                top_k=top_k)
     written = write_inspection(inspection, out or model.path.parent / "inspect", units)
     paths = [written["json"], written["html"], *written["heatmaps"]]
     if as_json:
-        click.echo(json.dumps({"tokens": len(inspection.tokens),
-                               "mean_surprise": inspection.mean_surprise(),
-                               "files": [str(p) for p in paths]}))
+        click.echo(json_line({"tokens": len(inspection.tokens),      # inf as "inf"
+                              "mean_surprise": inspection.mean_surprise(),
+                              "files": [str(p) for p in paths]}))
         return
     layers = len({layer.layer for layer in inspection.layers})
     mean = inspection.mean_surprise()

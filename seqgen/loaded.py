@@ -263,11 +263,13 @@ class LoadedModel:
         token and the `top_k` most likely next tokens (seqgen/inspection/trace.py).
         The text is prepared as the training text was (newlines, lowercase)."""
         from .data import CAUSAL_TASKS
-        from .inspection import MAX_TOKENS, trace
+        from .inspection import MAX_TOKENS, MAX_VALUES, trace
         if self.generator.task not in CAUSAL_TASKS:
             raise GenerationError(
                 f"inspect reads a language model over a text; this model maps inputs to "
                 f"outputs (task {self.generator.task!r}): use generate")
+        if not isinstance(text, str):
+            raise GenerationError(f"text must be a string, not {type(text).__name__}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise GenerationError(f"top_k must be a positive integer, not {top_k!r}")
         ids = self.vocab.encode(text, on_unknown=check_arguments(on_unknown=on_unknown)[
@@ -277,7 +279,15 @@ class LoadedModel:
         if ids.numel() > MAX_TOKENS:
             raise GenerationError(f"the text has {ids.numel()} tokens; inspect reads at most "
                                   f"{MAX_TOKENS} (the page and JSON grow with tokens x units)")
-        return trace(self.model, self.vocab, ids, top_k, self.spec["model"]["cell"]["type"])
+        inspection = trace(self.model, self.vocab, ids, top_k, self.spec["model"]["cell"]["type"])
+        per_token = sum(v.shape[1] for layer in inspection.layers for v in layer.series.values())
+        if per_token * len(ids) > MAX_VALUES:  # the JSON and page would be too big to open
+            raise GenerationError(
+                f"the text has {len(ids)} tokens, and this model shows {per_token} values "
+                f"per token (every unit of every gate and state): at most {MAX_VALUES:,} "
+                f"values are written, so inspect at most {MAX_VALUES // per_token} tokens "
+                f"with it")
+        return inspection
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import TrainingError
+from .errors import SpecError
 
 #: Where each mode runs; tests add "cpu" to FP16 to exercise the scaler on scratch cells.
 DEVICES = {"bf16": ("cuda", "cpu"), "fp16": ("cuda",)}
@@ -53,20 +53,27 @@ def mode_of(amp) -> str | None:
 
 
 def precision_for(amp, device: torch.device) -> Precision:
-    """What `train.amp` means on `device`; TrainingError for "fp16" where it can't run.
+    """What `train.amp` means on `device`; SpecError for "fp16" where it can't run.
     A mode the device lacks (bf16 on mps) is None here: the run warns (`ignored`)."""
     mode = mode_of(amp)
     if mode is None:
         return Precision(None, device.type)
+    if (problem := amp_problem(amp, device.type)) is not None:
+        raise SpecError([problem])
     if device.type not in DEVICES[mode]:
-        if mode == "fp16":
-            raise TrainingError(
-                f'$.train.amp: "fp16" needs a CUDA device, and this run is on {device.type}: '
-                'torch cannot train every cell in float16 there (oneDNN has no float16 '
-                'LSTM). Use "bf16" (bfloat16 autocast, no scaler needed) or false.')
         return Precision(None, device.type)
     scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
     return Precision(mode, device.type, scaler)
+
+
+def amp_problem(amp, device_type: str) -> str | None:
+    """Why train.amp can't run on this kind of device (a spec problem), or None."""
+    if mode_of(amp) == "fp16" and device_type not in DEVICES["fp16"]:
+        return ('$.train.amp: "fp16" needs a CUDA device, and this run is on '
+                f'{device_type}: torch cannot train every cell in float16 there (oneDNN '
+                'has no float16 LSTM). Use "bf16" (bfloat16 autocast, no scaler needed) '
+                'or false.')
+    return None
 
 
 def ignored(amp, device: torch.device) -> str | None:

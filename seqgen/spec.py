@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 
 from .components import PLURAL, Component
 from .data import CAUSAL_TASKS
+from .precision import amp_problem
 from .errors import SpecError
 from .paths import kind_of
 from .interpolate import escape
@@ -435,6 +436,9 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
                             f"but $.generate.strategies[{i}] ({options['type']}) finds at most "
                             f"{option}={most}; raise $.generate.strategies[{i}].{option} or "
                             f"lower num_samples")
+    if spec["device"] != "auto" and not spec["device"].startswith("cuda"):
+        if (problem := amp_problem(spec["train"]["amp"], spec["device"])) is not None:
+            problems.append(problem)        # an explicit CPU (or mps) device: known now
     dataset = registry.get("dataset", spec["dataset"]["type"])
     task = dataset.extra.get("task")
     if (problem := bidirectional_problem(spec, task)) is not None:

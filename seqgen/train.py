@@ -36,7 +36,7 @@ from .interrupt import StopRequest
 from .precision import Precision, precision_for
 from .seeding import dropout_generator, generator as derived_generator, global_rng
 from .model import LanguageModel
-from .state import State, detach_state
+from .state import State, detach_state, map_state
 from .strategy import Strategy
 from .trainstate import optimizer_from_flat, optimizer_to_flat, state_from_flat, state_to_flat
 
@@ -229,6 +229,16 @@ class Trainer:
             return self.model.initial_state(rows, self.device)
         return detach_state(carried)
 
+    def kept(self, state: State) -> State:
+        """A state to carry: detached, in the weights' dtype. Under autocast a fused cell
+        returns bfloat16 or float16 states; carried (and saved) as float32, they resume
+        under any train.amp, and autocast casts them back exactly when it needs to."""
+        if state is None:
+            return None
+        dtype = next(self.model.parameters()).dtype
+        return map_state(lambda t: t.detach().to(dtype) if t.is_floating_point() else t.detach(),
+                         state)
+
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> Progress:
         p, spec = self.progress, self.spec
@@ -250,7 +260,7 @@ class Trainer:
                     self.emit(Event("step", {"step": p.step + 1, "loss": nll / batch.num_tokens,
                                              "tokens": batch.num_tokens, **self.stats}))
                 self._check_loss(nll / batch.num_tokens, self.checked_norm())
-                self.carried = state
+                self.carried = self.kept(state)
                 p.batch, p.step = index + 1, p.step + 1
                 p.tokens += batch.num_tokens
                 p.epoch_nll += nll
@@ -382,7 +392,7 @@ class Trainer:
     def load_training_state(self, tensors: dict, meta: dict) -> None:
         optimizer_from_flat(self.optimizer, {k: v for k, v in tensors.items()
                                              if k.startswith("optim.")}, meta["optimizer"])
-        self.carried = state_from_flat(tensors, meta["carry"])
+        self.carried = self.kept(state_from_flat(tensors, meta["carry"]))
         self.generator.set_state(tensors["rng.trainer"])
         if "rng.dropout" in tensors:   # checkpoints before seqgen/seeding.py kept torch's global
             self.dropout.set_state(tensors["rng.dropout"])

@@ -85,9 +85,9 @@ def test_fp16_on_cpu_is_refused_before_any_work(session, monkeypatch, tmp_path):
     monkeypatch.setattr(session, "build", lambda kind, *a, **k: (built.append(kind),
                                                                  real_build(kind, *a, **k))[1])
     for out in ("r", None):                       # an explicit directory, and runs/<name>-...
-        with pytest.raises(seqgen.TrainingError) as info:
+        with pytest.raises(seqgen.SpecError) as info:   # device "auto": found to be the CPU
             session.run(amp_spec("fp16"), out=out)
-        assert str(info.value).startswith(REFUSAL + ", and this run is on cpu")
+        assert str(info.value).startswith("invalid spec: " + REFUSAL + ", and this run is on cpu")
         assert '"bf16"' in str(info.value)      # says what to use instead
     assert built == []                           # not even the dataset was built
     assert os.listdir(tmp_path) == []            # no run directory, no files
@@ -100,9 +100,9 @@ def test_fp16_on_cpu_is_refused_when_resuming_and_the_run_is_untouched(session, 
     assert first.interrupted and first.train.step == 2
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "r").iterdir()
               if p.is_file() and p.name != ".lock"}          # the lock is rewritten
-    with pytest.raises(seqgen.TrainingError) as info:
+    with pytest.raises(seqgen.SpecError) as info:
         session.resume("r", ["train.amp=fp16"])
-    assert str(info.value).startswith(REFUSAL)
+    assert REFUSAL in str(info.value)
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "r").iterdir()
              if p.is_file() and p.name != ".lock"}
     assert after == before and "last.safetensors" in after
@@ -112,12 +112,21 @@ def test_fp16_on_cpu_is_refused_when_resuming_and_the_run_is_untouched(session, 
 def test_cli_refuses_fp16_on_cpu_with_one_readable_line(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(amp_spec("fp16")))
     result = CliRunner().invoke(cli, ["run", "spec.json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2                                # a spec error
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: " + REFUSAL)
+    assert len(lines) == 1 and REFUSAL in lines[0] and lines[0].startswith("Error: ")
     assert "Traceback" not in result.output and "bug" not in result.output
     assert result.stdout == ""
     assert sorted(os.listdir(tmp_path)) == ["spec.json"]    # no runs/ directory
+
+
+def test_validate_refuses_fp16_for_an_explicit_cpu_device(tmp_path):
+    spec = {**amp_spec("fp16"), "device": "cpu"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = CliRunner().invoke(cli, ["validate", "spec.json"])
+    assert result.exit_code == 2 and REFUSAL in result.stderr
+    ok = CliRunner().invoke(cli, ["validate", "spec.json", "--set", "device=auto"])
+    assert ok.exit_code == 0, ok.output          # "auto" may find CUDA: decided at run time
 
 
 # -- 2. the schema -----------------------------------------------------------------------------
@@ -333,3 +342,17 @@ def test_fp16_resumes_exactly_with_its_scaler_state(session, fp16_on_cpu, scaler
             session.resume(out)
         assert "last.safetensors" in str(info.value) and "scaler" in str(info.value), name
     assert session.resume("cut3-copy").train.stopped == "max-steps"   # the undamaged one
+
+
+def test_a_bf16_run_resumes_without_amp(session):
+    """Under autocast the fused LSTM returns a bfloat16 state; the trainer carries and
+    saves it as float32, so the run resumes with any train.amp."""
+    seen = []
+    first = session.run(amp_spec("bf16", cell="lstm", steps=6), out="r", emit=seen.append,
+                        should_stop=lambda: len(steps_of(seen)) >= 2)
+    assert first.interrupted
+    with safe_open("r/last.safetensors", "pt") as f:
+        carried = [f.get_tensor(k) for k in f.keys() if k.startswith("carry.")]
+    assert carried and all(t.dtype == torch.float32 for t in carried)
+    resumed = session.resume("r", ["train.amp=false"])
+    assert resumed.train.stopped == "max-steps" and resumed.train.step == 6

@@ -305,3 +305,63 @@ def test_non_finite_values_stay_valid_json():
                       .split("</script>")[0])
     assert data["tokens"][1]["surprise"] == "inf"
     assert data["layers"][0]["series"]["c"][0][0] == "inf"
+
+
+def test_too_many_values_are_refused_with_the_length_that_fits(session, run_dir, monkeypatch):
+    import seqgen.inspection
+    monkeypatch.setattr(seqgen.inspection, "MAX_VALUES", 1000)
+    per_token = 2 * 6 * 8                            # 2 layers x (i, f, g, o, c, h) x 8 units
+    with pytest.raises(seqgen.GenerationError, match=f"{per_token} values per token.*"
+                                                     f"at most {1000 // per_token} tokens"):
+        session.load(run_dir).inspect(TEXT)
+    assert len(session.load(run_dir).inspect(TEXT[:1000 // per_token]).tokens) == 1000 // per_token
+
+
+@pytest.mark.parametrize("units", [0, -1, True, 2.5, "3"])
+def test_write_inspection_checks_units_before_writing(tmp_path, units):
+    with pytest.raises(seqgen.GenerationError, match="units must be a positive integer"):
+        write_inspection(_known(), tmp_path / "out", units=units)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", [None, b"the cat", 5])
+def test_inspect_wants_text(session, run_dir, text):
+    with pytest.raises(seqgen.GenerationError, match="text must be a string"):
+        session.load(run_dir).inspect(text)
+
+
+def test_a_new_inspection_replaces_the_old_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inspect-layer2.png").write_bytes(b"an older, deeper model's heatmap")
+    (out / "notes.png").write_bytes(b"not ours")
+    write_inspection(_known(), out, units=2)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "inspect-layer0.png", "inspect.html", "inspect.json", "notes.png"]
+
+
+def test_a_file_that_cannot_be_written_is_named(run_dir, tmp_path):
+    (tmp_path / "out" / "inspect.json").mkdir(parents=True)     # a directory in the way
+    result = CliRunner().invoke(cli, ["inspect", str(run_dir), "--text", TEXT, "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{tmp_path / 'out' / 'inspect.json'}: Is a directory" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inspect.json"]
+    empty = CliRunner().invoke(cli, ["inspect", str(run_dir), "--text", TEXT, "--out", ""])
+    assert empty.exit_code == 2 and "--out is empty" in empty.output
+
+
+def test_cli_json_stays_json_when_a_token_was_impossible(run_dir, monkeypatch):
+    import seqgen.loaded
+    monkeypatch.setattr(seqgen.loaded.LoadedModel, "inspect",
+                        lambda self, text, on_unknown, top_k: _impossible())
+    result = CliRunner().invoke(cli, ["inspect", str(run_dir), "--text", "x", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output, parse_constant=pytest.fail)["mean_surprise"] == "inf"
+
+
+def _impossible() -> Inspection:
+    """_known() where the model gave the second token probability 0."""
+    inspection = _known()
+    inspection.next_prob[0] = 0.0
+    return inspection

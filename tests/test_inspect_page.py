@@ -5,6 +5,7 @@ span against the data. The screenshot is kept at .test-artifacts/inspect.png."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 
@@ -95,19 +96,37 @@ def test_page_colours_hovers_and_picks_units(browser, session, tiny_spec, tmp_pa
 
 
 def test_hostile_text_is_shown_never_run(browser, tmp_path):
+    """Markup is text, and tokens named like JavaScript's own properties ("constructor",
+    "__proto__") are tokens like any other; an impossible token reads as infinite."""
     import torch
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     tokens = ["</script><script>window.pwned=1</script>", "<img src=x onerror=window.pwned=2>",
-              "a&amp;b", "ok"]
-    layer = LayerTrace("layer 0", 0, 0, {"h": torch.tensor([[0.1], [0.5], [-0.2], [0.9]])},
-                       "cell")
-    inspection = Inspection(tokens, [0, 1, 2, 3], [0.5, 0.25, 0.1, None],
-                            [[("ok", 0.5)]] * 4, [layer], "word", " ", "cell")
+              "a&amp;b", "constructor", "__proto__", "toString", "ok"]
+    T = len(tokens)
+    layer = LayerTrace("layer 0", 0, 0, {"h": torch.linspace(-1, 1, T).view(T, 1)}, "cell")
+    top = [[(tokens[(j + 1) % T], 0.5), ("__proto__", 0.25), ("valueOf", 0.125)]
+           for j in range(T)]
+    next_prob = [0.5, 0.0, 0.25, 0.5, 0.5, 0.5, None]       # token 2 was "impossible"
+    inspection = Inspection(tokens, list(range(T)), next_prob, top, [layer], "word", " ", "cell")
     page = write_inspection(inspection, tmp_path / "out", units=1)["html"]
     browser.get(page.as_uri())
+    browser.execute_script("window.errors = []; window.addEventListener('error', "
+                           "e => window.errors.push(e.message));")
     spans = browser.find_elements(By.CSS_SELECTOR, "#text .tok")
     assert [s.get_attribute("textContent") for s in spans] == tokens
     assert browser.execute_script("return window.pwned === undefined")
     assert browser.find_elements(By.TAG_NAME, "img") == []
     assert browser.execute_script("return document.getElementById('text').textContent") == (
         " ".join(tokens))
+    summary = browser.find_element(By.ID, "summary").text
+    assert "mean surprise \u221e nats" in summary
+    tip = browser.find_element(By.ID, "tip")
+    for j, span in enumerate(spans):
+        ActionChains(browser).move_to_element(span).perform()
+        text = tip.get_attribute("textContent")
+        assert text.startswith(f"#{j} {json.dumps(tokens[j])}"), text
+        assert '"__proto__" 0.2500' in text and '"valueOf"  0.1250' in text
+        if j == 2:
+            assert "p = 0.0000, surprise \u221e nats" in text
+    assert browser.execute_script("return window.errors") == []

@@ -9,12 +9,11 @@ diverging map centred at 0, over [-1, 1] when they stay there (tanh), else over
 """
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
 
 import torch
 
-from ..plot import save
 from .trace import Inspection, LayerTrace
 
 MAX_LABELLED_TOKENS = 60
@@ -42,15 +41,15 @@ def file_name(layer: LayerTrace) -> str:
     return "inspect-" + re.sub(r"\s+(\d)", r"\1", layer.name).replace(" ", "-") + ".png"
 
 
-def write_heatmaps(inspection: Inspection, out_dir: Path, units: int = 16) -> dict[Path, dict]:
-    """Write a heatmap per layer into out_dir; {path: {series: [units shown, top first]}}."""
-    written = {}
+def render_heatmaps(inspection: Inspection, units: int = 16) -> dict[str, tuple[bytes, dict]]:
+    """{file name: (PNG bytes, {series: [units shown, top first]})}, one per layer."""
+    rendered = {}
     for layer in inspection.layers:
-        path = Path(out_dir) / file_name(layer)
         shown = {name: top_units(values, units) for name, values in layer.series.items()}
-        save(figure_layer(inspection, layer, shown), path)
-        written[path] = shown
-    return written
+        png = io.BytesIO()
+        figure_layer(inspection, layer, shown).savefig(png, format="png", dpi=100)
+        rendered[file_name(layer)] = (png.getvalue(), shown)
+    return rendered
 
 
 def figure_layer(inspection: Inspection, layer: LayerTrace, shown: dict[str, list[int]]):

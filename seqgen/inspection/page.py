@@ -7,9 +7,7 @@ a unit picker colours the text by one unit's activation instead.
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 
-from ..atomic import write_text
 from ..events import json_line
 
 PLACEHOLDER = "__INSPECTION__"
@@ -22,8 +20,3 @@ def render_page(data: dict) -> str:
     template = resources.files("seqgen.inspection").joinpath("page.html").read_text("utf-8")
     embedded = json_line(data).replace("<", "\\u003c")
     return template.replace(PLACEHOLDER, embedded, 1)
-
-
-def write_page(data: dict, path: Path) -> Path:
-    write_text(path, render_page(data))
-    return Path(path)

@@ -18,6 +18,9 @@ from ..vocab import Vocab
 
 #: Longer texts make pages and JSON files too big to be useful (T x H x series values).
 MAX_TOKENS = 5000
+#: Values (tokens x units x series, all layers) an inspection may write: about 25 MB of
+#: JSON, which a browser still opens quickly.
+MAX_VALUES = 2_500_000
 
 
 @dataclass(frozen=True)
