@@ -34,6 +34,8 @@ from seqgen import Cell
 from seqgen.model import LanguageModel, make_embedding
 from seqgen_plugins.cells import register_cells
 
+from common import busy_seconds
+
 VOCAB, EMBED, HIDDEN, LAYERS, BATCH, STEPS = 65, 64, 256, 2, 64, 100
 
 
@@ -88,17 +90,6 @@ def interleaved_medians(fns: dict, warmup: int, repeats: int) -> dict:
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-def busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux), else None."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def others_cpu_share(fn):

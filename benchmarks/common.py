@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
@@ -35,3 +36,14 @@ def emit(result: dict) -> None:
     """Print one JSON object: what every benchmark script outputs."""
     json.dump({**result, "machine": machine()}, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")

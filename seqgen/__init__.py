@@ -20,7 +20,7 @@ from .strategy import GenerationWarning, Hypothesis, Strategy
 from .processors import History, LogitsProcessor
 from .loggers import Logger
 from . import options
-from .text_io import read_text
+from .text_io import read_text, read_text_chunks
 from .seeding import dropout
 from .paths import open_append
 from .state import State, detach_state, map_state, select_batch
@@ -37,6 +37,7 @@ from .model import LanguageModel
 from .compose import Composed, Origin
 from .report import Report
 from .inspection import Inspection, LayerTrace, write_inspection
+from .token_cache import TokenCache
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
     "Event", "LoadedModel", "RunResult", "GenerationWarning", "Hypothesis", "CompareResult",
     "History", "LogitsProcessor", "dropout", "json_line", "Preset", "Logger", "options", "open_append",
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
-    "Inspection", "LayerTrace", "write_inspection",
+    "Inspection", "LayerTrace", "write_inspection", "TokenCache", "read_text_chunks",
 ]
 
 

@@ -49,6 +49,7 @@ PARAM_BYTES = 24          # float32 weight + gradient + 2 Adam moments + checkpo
 ROW_STEP_BYTES = 64       # per generated token per row: ids + log-probs, stacked, as lists
 SYNTHETIC_VOCAB = 64      # the built-in grammar uses under 30 characters
 CHAR_VOCAB, WORD_VOCAB = 256, 50_000   # upper guesses when the corpus is not read yet
+STREAMED_BYTES = 300 * 2**20   # encoding pieces into a token cache (benchmarks/corpus_cache.py)
 DEFAULT_SEQUENCE = 128    # time steps of a batch whose sampler has no num_steps
 
 
@@ -203,6 +204,12 @@ def data_need(dataset: dict) -> tuple[Need | None, int]:
         return Need("$.dataset.text", f"{size} characters of text",
                     chars * (WORD_BYTES if word else CHAR_BYTES)), vocab + 4
     found = corpus_bytes(dataset)
+    if dataset.get("cache") is True and found is not None and found[0]:
+        files, size = found              # streamed into a memory-mapped token cache
+        field = "$.dataset.paths" if "paths" in dataset else "$.dataset.path"
+        vocab = WORD_VOCAB if word else CHAR_VOCAB
+        return Need(field, f"{files} file{'s' if files != 1 else ''} of {fmt(size)}, "
+                    "streamed through a token cache", STREAMED_BYTES), vocab + 4
     if found is None and isinstance(dataset.get("pairs"), list):    # the text is in the spec
         text = sum(len(s) for pair in dataset["pairs"] if isinstance(pair, list)
                    for s in pair if isinstance(s, str))

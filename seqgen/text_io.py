@@ -1,9 +1,11 @@
 """Reading UTF-8 text files with errors that name the file and the byte offset."""
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from .errors import DataError
 from .paths import kind_of
@@ -30,7 +32,62 @@ def read_text(path: str | Path) -> str:
     return text
 
 
-def _read_regular(path: Path) -> bytes:
+#: Bytes read at a time by read_text_chunks.
+CHUNK_BYTES = 1 << 24
+
+
+def read_text_chunks(path: str | Path, chunk_bytes: int | None = None,
+                     digest=None) -> Iterator[str]:
+    """One file as consecutive pieces of text, each decoded from about `chunk_bytes`
+    bytes (CHUNK_BYTES by default): the same characters as read_text gives, never the
+    whole file in memory. A character split between reads is decoded whole; a "\r\n"
+    split between them still becomes "\n". `digest` (a hashlib object) is fed the raw
+    bytes. Errors as read_text's, with the byte offset in the file."""
+    path = Path(path)
+    size = chunk_bytes or CHUNK_BYTES
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, first, carry = 0, True, ""
+    with _open_regular(path) as f:
+        while True:
+            try:
+                data = f.read(size)
+            except OSError as e:
+                raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+            if digest is not None:
+                digest.update(data)
+            pending = len(decoder.getstate()[0])         # bytes of a character begun before
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:              # e.object: pending bytes + data
+                raise DataError(f"{path}: not valid UTF-8 at byte {offset - pending + e.start} "
+                                f"(0x{e.object[e.start]:02x})") from None
+            offset += len(data)
+            if first and text:
+                text, first = text[1:] if text.startswith("\ufeff") else text, False
+            text = carry + text
+            carry = ""
+            if data and text.endswith("\r"):       # its "\n" may come with the next read
+                text, carry = text[:-1], "\r"
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            if text:
+                yield text
+            if not data:
+                return
+
+
+def _open_regular(path: Path):
+    """A binary file object for a regular file (refusing FIFOs, devices, directories
+    without blocking), DataError naming the file otherwise."""
+    fd = _open_fd(path)
+    try:
+        return os.fdopen(fd, "rb", closefd=True)
+    except OSError as e:
+        os.close(fd)
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _open_fd(path: Path) -> int:
     if "\x00" in str(path):
         raise DataError(f"{str(path)!r}: a file name cannot hold a NUL character")
     try:
@@ -52,11 +109,15 @@ def _read_regular(path: Path) -> bytes:
                             f"regular files only (copy the data into a file first)")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=True) as f:
-            fd = None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_regular(path: Path) -> bytes:
+    try:
+        with _open_regular(path) as f:
             return f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    finally:
-        if fd is not None:
-            os.close(fd)
