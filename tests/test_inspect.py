@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import seqgen
+from conftest import TINY_SPEC
 from seqgen.cli import cli
 from seqgen.inspection import Inspection, LayerTrace, trace, write_inspection
 from seqgen.inspection.heatmap import colour_scale, figure_layer, top_units
@@ -31,11 +34,18 @@ def tiny(spec: dict, cell: dict, steps: int = 8) -> dict:
     return spec
 
 
-@pytest.fixture
-def run_dir(session, tiny_spec, tmp_path):
-    out = tmp_path / "run"
-    session.run(tiny(tiny_spec, {"type": "lstm", "hidden_size": 8, "num_layers": 2}), out=out)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny 2-layer LSTM run for the module; tests copy it (they write into it)."""
+    out = tmp_path_factory.mktemp("inspect") / "run"
+    seqgen.Session(entry_points=False).run(
+        tiny(TINY_SPEC, {"type": "lstm", "hidden_size": 8, "num_layers": 2}), out=out)
     return out
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path):
+    return Path(shutil.copytree(trained, tmp_path / "run"))
 
 
 def test_probabilities_are_the_models_own(session, run_dir):
