@@ -44,6 +44,31 @@ class LayerNorms(nn.Module):
         return F.layer_norm(pre, (H,)) * self.gate_weight[which] + self.gate_bias[which]
 
 
+class LayerNormed:
+    """Mixed into a scratch cell (before ScratchCell) whose family sets `ln_recurrence`:
+    the `layer_norm` option, a LayerNorms per layer and direction, and the recurrence
+    that uses them."""
+
+    ln_recurrence = None
+
+    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
+        super().__init__(input_size, **options)
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm:  # per layer*direction gains and biases
+            self.layer_norms = nn.ModuleList(
+                LayerNorms(self.gate_count, self.hidden_size, cell_state=self.has_cell_state)
+                for _ in range(self.num_layers * self.num_directions))
+
+    def layer_recurrence(self, index: int):
+        if self.layer_norm:
+            norms, recurrence = self.layer_norms[index], self.ln_recurrence
+            return lambda *args, **kw: recurrence(*args, norms=norms, **kw)
+        return self.recurrence
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", layer_norm=True" if self.layer_norm else "")
+
+
 def lstm_ln_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None, *,
                        norms: LayerNorms):
     """lstm_recurrence with layer normalisation; x [T, B, I], (h, c) -> (output, (h, c));

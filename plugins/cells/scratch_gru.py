@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .layer_norm import LayerNorms, gru_ln_recurrence
+from .layer_norm import LayerNormed, gru_ln_recurrence
 from .lengths import freeze
 from .scratch import ScratchCell, project_inputs
 
@@ -38,23 +37,7 @@ def gru_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None):
     return torch.stack(outputs), (h,)
 
 
-class ScratchGRU(ScratchCell):
+class ScratchGRU(LayerNormed, ScratchCell):
     gate_count = 3
     recurrence = staticmethod(gru_recurrence)
-
-    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
-        super().__init__(input_size, **options)
-        self.layer_norm = bool(layer_norm)
-        if self.layer_norm:  # per layer*direction gains and biases (layer_norm.py)
-            self.layer_norms = nn.ModuleList(
-                LayerNorms(self.gate_count, self.hidden_size, cell_state=False)
-                for _ in range(self.num_layers * self.num_directions))
-
-    def layer_recurrence(self, index: int):
-        if self.layer_norm:
-            norms = self.layer_norms[index]
-            return lambda *args, **kw: gru_ln_recurrence(*args, norms=norms, **kw)
-        return self.recurrence
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", layer_norm=True" if self.layer_norm else "")
+    ln_recurrence = staticmethod(gru_ln_recurrence)

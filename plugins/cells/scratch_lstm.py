@@ -10,9 +10,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .layer_norm import LayerNorms, lstm_ln_recurrence
+from .layer_norm import LayerNormed, lstm_ln_recurrence
 from .lengths import freeze
 from .scratch import ScratchCell, add_biases, project_inputs
 
@@ -38,24 +37,8 @@ def lstm_recurrence(x, state, w_ih, w_hh, b_ih, b_hh, valid, trace=None):
     return torch.stack(outputs), (h, c)
 
 
-class ScratchLSTM(ScratchCell):
+class ScratchLSTM(LayerNormed, ScratchCell):
     gate_count = 4
     has_cell_state = True
     recurrence = staticmethod(lstm_recurrence)
-
-    def __init__(self, input_size: int, *, layer_norm: bool = False, **options):
-        super().__init__(input_size, **options)
-        self.layer_norm = bool(layer_norm)
-        if self.layer_norm:  # per layer*direction gains and biases (layer_norm.py)
-            self.layer_norms = nn.ModuleList(
-                LayerNorms(self.gate_count, self.hidden_size, cell_state=True)
-                for _ in range(self.num_layers * self.num_directions))
-
-    def layer_recurrence(self, index: int):
-        if self.layer_norm:
-            norms = self.layer_norms[index]
-            return lambda *args, **kw: lstm_ln_recurrence(*args, norms=norms, **kw)
-        return self.recurrence
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", layer_norm=True" if self.layer_norm else "")
+    ln_recurrence = staticmethod(lstm_ln_recurrence)
