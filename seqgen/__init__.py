@@ -38,6 +38,7 @@ from .compose import Composed, Origin
 from .report import Report
 from .inspection import Inspection, LayerTrace, write_inspection
 from .token_cache import TokenCache
+from .distributed import World
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "History", "LogitsProcessor", "dropout", "json_line", "Preset", "Logger", "options", "open_append",
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
     "Inspection", "LayerTrace", "write_inspection", "TokenCache", "read_text_chunks",
+    "World",
 ]
 
 

@@ -6,6 +6,7 @@ this module.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ from .plugins import LoadFailure, PluginLoader
 from .compose import Composed, Origin, compose, is_path, leaves
 from .spec import (all_components, component_slots, composed_schema, load_spec_file,
                    decode_spec, parse_spec, resolve, resolve_component, spec_text, value_problems)
-from .runner import SAMPLES_FILE, SPEC_FILE, Run, RunResult
+from .distributed import World, check_split
+from .runner import SAMPLES_FILE, SPEC_FILE, Run, RunResult, pick_device
 from .budget import check_run as check_memory
 from .strategy import Strategy
 
@@ -255,7 +257,8 @@ class Session:
 
     def run(self, spec: dict | str | Path, overrides: Iterable[str] = (),
             out: str | Path | None = None, emit: Emit | None = None, *, save: bool = True,
-            cancel=None, should_stop=None, handle_signals: bool = False) -> RunResult:
+            cancel=None, should_stop=None, handle_signals: bool = False,
+            world: World = World()) -> RunResult:
         """Train, evaluate, save and generate, as the spec says. Returns a RunResult,
         whose `.model` is the trained model (a LoadedModel) ready to generate.
 
@@ -275,14 +278,20 @@ class Session:
         (`emit`, a logger, an on_event plugin) saves last.safetensors, then propagates.
 
         Everything random draws from generators derived from the spec's seed: the
-        process's torch, random and numpy generators are left as they were."""
+        process's torch, random and numpy generators are left as they were.
+
+        world: this process's place among data-parallel ranks (`World.from_env()` under
+        torchrun); every rank calls `run` with the same arguments, and rank 0 writes the
+        run directory (seqgen/distributed.py)."""
         spec = self.resolve(spec, overrides)
         check_memory(spec)                          # seqgen/budget.py: refuse what cannot fit
-        if save and (out or spec["out"]) is not None:
+        if save and (out or spec["out"]) is not None and world.main:
             check_free(out or spec["out"])        # refuse at once, not after loading data
+        check_split(spec, world)                  # before waiting for the other ranks
         request = StopRequest(cancel, should_stop)
-        with stop_on_signals(request, install=handle_signals) as stop:
-            run = Run(self, spec, self.emitter(emit), stop)
+        with (stop_on_signals(request, install=handle_signals, repeat=not world.distributed)
+              as stop, world.joined(pick_device(spec["device"]))):
+            run = Run(self, spec, self.emitter(emit), stop, world)
             check(stop, "interrupted before training started; nothing was written")
             try:
                 if save:
@@ -293,7 +302,7 @@ class Session:
 
     def resume(self, run_dir: str | Path, overrides: Iterable[str] = (),
                emit: Emit | None = None, *, cancel=None, should_stop=None,
-               handle_signals: bool = False) -> RunResult:
+               handle_signals: bool = False, world: World = World()) -> RunResult:
         """Continue an interrupted run from its last.safetensors (overrides may extend it,
         e.g. train.epochs=20). The continued run ends exactly as an uninterrupted one.
 
@@ -301,13 +310,16 @@ class Session:
         epoch) starts again from the beginning with its spec.json, saying so in a
         "warning" event. The directory is locked from the start (RunInUse if another
         process trains in it); a stop before training resumes changes nothing in it.
-        cancel, should_stop and handle_signals work as for `run`."""
+        cancel, should_stop, handle_signals and world work as for `run`; every rank reads
+        the checkpoint, so the directory must be on a file system they share."""
         run_dir = Path(run_dir)
         spec_path = run_dir / SPEC_FILE
         if not spec_path.is_file():
             raise CheckpointError(f"{run_dir}: not a run directory ({SPEC_FILE} not found)")
         request = StopRequest(cancel, should_stop)
-        with RunLock(run_dir), stop_on_signals(request, install=handle_signals) as stop:
+        lock = RunLock(run_dir) if world.main else contextlib.nullcontext()
+        with lock, stop_on_signals(request, install=handle_signals,
+                                   repeat=not world.distributed) as stop:
             stored = self.resolve(spec_path)
             spec = self.resolve(stored, overrides)
             check_memory(spec)                      # seqgen/budget.py: refuse what cannot fit
@@ -328,23 +340,31 @@ class Session:
                     raise TrainingError(f"{run_dir}: the run already finished ({epoch} epochs, "
                                         f"{step} steps). To train longer: seqgen run --resume "
                                         f"{run_dir} --set train.epochs={epoch + 10}")
-            run = Run(self, spec, self.emitter(emit), stop)
-            check(stop, f"interrupted before training resumed; {run_dir} is unchanged "
-                        f"(continue it with: seqgen run --resume {run_dir})")
-            try:
-                if started:
-                    run.restore(run_dir)
-                else:
-                    run.restart(run_dir)
-                if trained:
-                    run.notes.append(f"{run_dir}: training had finished, but the run stopped "
-                                     f"before its end; writing its samples and plot")
-                run.trim_metrics()
-                if list(overrides):
-                    write_text(spec_path, spec_text(spec))
-                return run.execute()
-            finally:
-                run.release()
+            check_split(spec, world)
+            with world.joined(pick_device(spec["device"])):
+                return self._resume(run_dir, spec, emit, stop, world, started, trained,
+                                    list(overrides))
+
+    def _resume(self, run_dir: Path, spec: dict, emit: Emit | None, stop: StopRequest,
+                world: World, started: bool, trained: bool, overrides: list) -> RunResult:
+        """resume() once the directory is locked and the stored spec checked."""
+        run = Run(self, spec, self.emitter(emit), stop, world)
+        check(stop, f"interrupted before training resumed; {run_dir} is unchanged "
+                    f"(continue it with: seqgen run --resume {run_dir})")
+        try:
+            if started:
+                run.restore(run_dir)
+            else:
+                run.restart(run_dir)
+            if trained:
+                run.notes.append(f"{run_dir}: training had finished, but the run stopped "
+                                 f"before its end; writing its samples and plot")
+            run.trim_metrics()
+            if overrides and world.main:
+                write_text(run_dir / SPEC_FILE, spec_text(spec))
+            return run.execute()
+        finally:
+            run.release()
 
     def compare(self, spec: dict | str | Path | None, overrides: Iterable[str] = (),
                 out: str | Path | None = None, jobs: int = 1, emit: Emit | None = None,

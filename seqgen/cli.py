@@ -24,6 +24,7 @@ import click
 from .api import Session
 from .compose import Origin
 from .plugins import strict_error
+from .distributed import World
 from .errors import SeqgenError
 from .log import logger as seqgen_logger
 from .progress import Printer
@@ -45,7 +46,7 @@ def handle_errors(fn):
         except SeqgenError as e:
             if debug:
                 traceback.print_exc()
-            raise Failure(str(e), e.exit_code) from None
+            raise Failure(rank_prefix() + str(e), e.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C outside a run, or a second one: out now, cleanly
             if debug:
                 traceback.print_exc()
@@ -66,6 +67,13 @@ def handle_errors(fn):
             raise Failure(f"unexpected {type(e).__name__}: {e} (this is a bug; run with "
                           f"--debug for the traceback)", 1) from None
     return wrapper
+
+
+def rank_prefix() -> str:
+    """"rank R: " in a process torchrun started among several (each prints its own
+    errors), else nothing."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    return f"rank {os.environ.get('RANK', '?')}: " if world not in ("", "1") else ""
 
 
 class EchoHandler(logging.Handler):
@@ -142,7 +150,11 @@ def cli(debug: bool, strict_plugins: bool):
     SEQGEN_PLUGINS limits them ("" loads none, "a,b" only those: entry-point or
     distribution names) and SEQGEN_DISABLE_PLUGINS leaves some out.
     """
-    install_handler(click.get_current_context(), debug)
+    ctx = click.get_current_context()
+    install_handler(ctx, debug)
+    if ctx.invoked_subcommand not in (None, "run") and rank_prefix():
+        raise Failure(f"seqgen {ctx.invoked_subcommand} runs in one process; only "
+                      f"`seqgen run` trains data-parallel under torchrun", 2)
 
 
 OVERRIDE = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -159,17 +171,29 @@ SPEC_ARG = click.argument("spec", metavar="SPEC", required=False)
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (overrides $.out).")
 @click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
               help="Continue an interrupted run (overrides may extend it, e.g. train.epochs).")
+@click.option("--nproc", type=click.IntRange(1), metavar="N",
+              help="Train data-parallel in N processes on this machine: the same as "
+                   "torchrun --standalone --nproc-per-node N -m seqgen run ...")
 @click.pass_context
 @handle_errors
-def run(ctx, spec, overrides, out, resume):
+def run(ctx, spec, overrides, out, resume, nproc):
     """Train, evaluate, sample and save the model described by SPEC (a file, a preset
     name, or - for standard input).
 
     Ctrl-C or SIGTERM saves a checkpoint and prints the command to resume (exit 130).
+    Under torchrun (or with --nproc), each process trains on its share of every batch
+    and rank 0 writes the run directory.
     """
     if (spec is None) == (resume is None):
         raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
-    session = make_session(ctx)
+    if nproc is not None and nproc > 1:
+        if rank_prefix():
+            raise click.UsageError("--nproc starts torchrun's ranks itself: do not give it "
+                                   "to a process that torchrun started")
+        launch_ranks(ctx, nproc, spec, overrides, out, resume)
+        return
+    world = World.from_env()
+    session = make_session(ctx, warn=world.main)
     printer = Printer()
     started = {}
 
@@ -181,10 +205,11 @@ def run(ctx, spec, overrides, out, resume):
     try:
         with printer.showing_logs(log_handler(ctx)):
             if resume:
-                result = session.resume(resume, overrides, emit=show, handle_signals=True)
+                result = session.resume(resume, overrides, emit=show, handle_signals=True,
+                                        world=world)
             else:
                 result = session.run(spec, overrides, out=out, emit=show,
-                                     handle_signals=True)
+                                     handle_signals=True, world=world)
     except KeyboardInterrupt:      # a second Ctrl-C: stopped at once, without saving
         if not started:
             raise
@@ -195,10 +220,40 @@ def run(ctx, spec, overrides, out, resume):
         printer.close()
     if result.interrupted:
         signal_name = result.train.stopped.split(":")[1]
-        click.echo(f"{signal_name}: stopped at step {result.train.step}; checkpoint saved.\n"
-                   f"Resume with: seqgen run --resume {result.run_dir}", err=True)
+        if world.main:
+            click.echo(f"{signal_name}: stopped at step {result.train.step}; checkpoint "
+                       f"saved.\nResume with: seqgen run --resume {result.run_dir}", err=True)
         ctx.exit(130)
-    click.echo(f"run directory: {result.run_dir}")
+    if world.main:
+        click.echo(f"run directory: {result.run_dir}")
+
+
+def launch_ranks(ctx, nproc: int, spec, overrides, out, resume) -> None:
+    """--nproc N: check what can be checked here (the spec, the batch split), then start
+    the N ranks through torch's elastic launcher (seqgen/launch.py)."""
+    from .distributed import check_split
+    from .launch import child_args, launch
+    root = ctx.find_root().params
+    args = child_args(spec, overrides, out, resume, debug=root["debug"],
+                      strict_plugins=root["strict_plugins"])
+    session = make_session(ctx)
+    if resume is None:
+        resolved = session.resolve(spec, overrides)
+    else:
+        from pathlib import Path
+        stored = Path(resume) / "spec.json"
+        resolved = session.resolve(stored, overrides) if stored.is_file() else None
+    if resolved is not None:
+        check_split(resolved, World(0, nproc))
+        import torch
+        from .runner import pick_device
+        gpus = pick_device(resolved["device"]).type == "cuda"
+        room = torch.cuda.device_count() if gpus else os.cpu_count() or 1
+        if nproc > room:
+            raise click.UsageError(f"--nproc {nproc}: this machine has {room} "
+                                   f"{'GPUs' if gpus else 'CPU cores'}; more processes than "
+                                   f"that only slow training down")
+    launch(nproc, args)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from .batch import Batch
 from .data import SequenceSet, Split, TokenStream
+from .distributed import World
 from .model import LanguageModel
 
 
@@ -54,8 +55,12 @@ def sequence_batches(split: SequenceSet, batch_size: int) -> Iterator[Batch]:
 
 @torch.no_grad()
 def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
-             chunk: int = 256) -> float:
-    """Mean NLL per token, in nats, over a whole split."""
+             chunk: int = 256, world: World = World()) -> float:
+    """Mean NLL per token, in nats, over a whole split.
+
+    With several ranks the work is shared and the sums added up: each rank scores its
+    rows of a stream (rank r: rows r, r+W, ...) or its batches of sequences (r, r+W, ...),
+    so the result is the single-process one up to float rounding."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -64,17 +69,24 @@ def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
             state = None
             for batch in stream_chunks(split.ids, max_rows, chunk):
                 batch = batch.to(device)
+                if world.distributed:
+                    batch = Batch(world.mine(batch.inputs), world.mine(batch.targets))
+                    if batch.inputs.shape[1] == 0:      # fewer rows than ranks
+                        continue
                 logits, state = model(batch.inputs, state)
                 total += float(token_nll(logits, batch).sum())
                 count += batch.num_tokens
         else:
-            for batch in sequence_batches(split, 64):
+            for index, batch in enumerate(sequence_batches(split, 64)):
+                if index % world.size != world.rank:
+                    continue
                 batch = batch.to(device)
                 logits, _ = model(batch.inputs, None, batch.lengths)
                 total += float(token_nll(logits, batch).sum())
                 count += batch.num_tokens
     finally:
         model.train(was_training)
+    total, count = world.sum([total, count], device)
     return total / max(count, 1)
 
 

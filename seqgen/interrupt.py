@@ -10,7 +10,10 @@ Signal handlers are installed only when asked (`install=True`: the CLI asks, a l
 call does not unless its caller passes handle_signals=True) and only on the main thread,
 where Python delivers signals. The first SIGINT or SIGTERM only sets the flag; a second
 restores the default behaviour (KeyboardInterrupt for SIGINT), for a user who really
-wants out now; the CLI turns that into exit 130 too.
+wants out now; the CLI turns that into exit 130 too. A data-parallel rank asks for
+`repeat=False`: torchrun forwards the terminal's Ctrl-C to every rank that already got
+it, so the second signal must not cut short the stop that the ranks agree on (torchrun
+kills what is still running when its own shutdown timeout passes).
 
 Guards nest: inside an active guard that installed handlers (a sweep around its runs), a
 nested one also stops when the outer one does, so a signal is seen by every level, once.
@@ -68,11 +71,11 @@ def current() -> StopRequest | None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(request: StopRequest | None = None, *,
-                    install: bool = True) -> Iterator[StopRequest]:
+def stop_on_signals(request: StopRequest | None = None, *, install: bool = True,
+                    repeat: bool = True) -> Iterator[StopRequest]:
     """Yield `request` (a fresh one by default), set by SIGINT/SIGTERM while the block
     runs if `install` and this is the main thread. Inside an outer guard it stops when
-    the outer one does."""
+    the outer one does. repeat=False: a second signal is absorbed too, not acted on."""
     global _active
     request = request if request is not None else StopRequest()
     if _active is not None and threading.current_thread() is threading.main_thread():
@@ -86,8 +89,9 @@ def stop_on_signals(request: StopRequest | None = None, *,
                 for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
-        request.signal = signal.Signals(signum).name
-        for s, h in previous.items():      # a second signal acts at once
+        if request.signal is None:
+            request.signal = signal.Signals(signum).name
+        for s, h in previous.items() if repeat else ():   # a second signal acts at once
             signal.signal(s, h)
 
     for s in previous:

@@ -19,6 +19,12 @@ that fails to build leaves no run behind) and closed however the run ends.
 
 A run made with `save=False` has no directory: it writes nothing, keeps its best weights
 in memory, and builds no loggers.
+
+Data-parallel (a `World` of several ranks, seqgen/distributed.py): every rank builds the
+same run and trains on its rows; rank 0 alone makes, locks and writes the directory (it
+gathers the other ranks' carried state and generators into each checkpoint), opens the
+loggers, sends events and generates. Rank 0 builds the dataset first, so the others
+reuse a token cache it writes instead of encoding the corpus at once.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import torch
 from . import checkpoint as ckpt
 from .atomic import append_line, read_json_lines, write_text
 from .data import Dataset
+from .distributed import World, check_split
 from .components import Component
 from .errors import CheckpointError, PluginError, SeqgenError, SpecError, TrainingError
 from .events import Emit, Event, json_line
@@ -83,18 +90,22 @@ class RunResult:
 
 class Run:
     def __init__(self, session: "Session", spec: dict, emit: Emit,
-                 stop: StopRequest | None = None):
-        self.session, self.spec, self.send = session, spec, emit
+                 stop: StopRequest | None = None, world: World = World()):
+        self.session, self.spec, self.send, self.world = session, spec, emit, world
         self.loggers: list[tuple[Component, Logger]] = []
         self.closing = contextlib.ExitStack()      # closes the loggers when execute() ends
-        self.device = pick_device(spec["device"])
+        self.device = world.device(pick_device(spec["device"]))
         precision = precision_for(spec["train"]["amp"], self.device)   # fp16 off CUDA: refused
-        self.dataset: Dataset = session.build("dataset", spec["dataset"])
+        check_split(spec, world)
+        with self._first_on_rank0():   # the others then find its token cache in place
+            self.dataset: Dataset = session.build("dataset", spec["dataset"])
         check_dataset(self.dataset, spec)
         self.model = session.build_model(spec, len(self.dataset.vocab)).to(self.device)
         self.best_weights: dict | None = None       # save=False: the best model, in memory
+        self.saving = False                          # create/restore/restart: True
         self.sampler = session.build("sampler", spec["sampler"], self.dataset.train,
-                                     seed=spec["seed"], rank=0, world_size=1)
+                                     seed=spec["seed"], rank=world.rank,
+                                     world_size=world.size)
         self.train_strategy = session.build("strategy", spec["train"]["strategy"])
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
         self.generator = TextGenerator(   # generate.unk_text: how <unk> reads in samples
@@ -109,12 +120,24 @@ class Run:
                                          spec["train"], self.device, spec["seed"],
                                          valid=self.dataset.valid, emit=self._record,
                                          on_epoch=self._show_samples, save=self._save,
-                                         stop=stop, precision=precision)
+                                         stop=stop, precision=precision, world=world)
+
+    @contextlib.contextmanager
+    def _first_on_rank0(self):
+        """Run the block on rank 0 first, then on the other ranks together."""
+        if self.world.distributed and not self.world.main:
+            self.world.barrier()
+        yield
+        if self.world.distributed and self.world.main:
+            self.world.barrier()
 
     # -- the run directory ----------------------------------------------------------------------
     def create(self, out) -> None:
         """Make the run directory and lock it (RunInUse while another process trains
-        there) before writing anything in it; release() unlocks."""
+        there) before writing anything in it; release() unlocks. Rank 0's alone."""
+        self.saving = True
+        if not self.world.main:
+            return
         self.run_dir = prepare_run_dir(out or self.spec["out"], self.spec["name"],
                                        self.session.runs_dir)
         self.lock = RunLock(self.run_dir).acquire()
@@ -131,12 +154,16 @@ class Run:
         """Close the loggers if execute() did not, and unlock the run directory (the
         process ending unlocks it too)."""
         self.closing.close()
+        self.trainer.close()
         if self.lock is not None:
             self.lock.release()
 
     def restart(self, run_dir: Path) -> None:
         """Resuming a run that stopped before its first checkpoint: train it again from
         the beginning in the same directory (the caller holds its lock)."""
+        self.saving = True
+        if not self.world.main:
+            return
         self.run_dir = run_dir
         remove_temp_files(run_dir)            # a killed writer's; the caller holds the lock
         (run_dir / ckpt.BEST_FILE).unlink(missing_ok=True)   # from the attempt: no state
@@ -146,9 +173,12 @@ class Run:
         self._open_loggers()
 
     def restore(self, run_dir: Path) -> None:
-        """Load last.safetensors into the model and trainer; drop metrics written after it."""
-        self.run_dir = run_dir
-        remove_temp_files(run_dir)            # a killed writer's; the caller holds the lock
+        """Load last.safetensors into the model and trainer (every rank reads it: the run
+        directory must be on a file system they share)."""
+        self.saving = True
+        if self.world.main:
+            self.run_dir = run_dir
+            remove_temp_files(run_dir)        # a killed writer's; the caller holds the lock
         c = ckpt.load(run_dir / ckpt.LAST_FILE)
         if (difference := c.vocab.difference(self.dataset.vocab)) is not None:
             raise CheckpointError(f"{run_dir}: the data's vocabulary differs from the "
@@ -173,7 +203,8 @@ class Run:
             detail = (str(e).strip() or type(e).__name__).splitlines()[0]
             raise CheckpointError(f"{last}: the training state cannot be restored: "
                                   f"{detail}") from e
-        self._open_loggers()
+        if self.world.main:
+            self._open_loggers()
 
     def _open_loggers(self) -> None:
         """Build the spec's loggers for the run directory; if one fails, close the rest."""
@@ -187,6 +218,8 @@ class Run:
     def trim_metrics(self) -> None:
         """Drop metrics written after the restored checkpoint (a crash between the two).
         A line without an integer 'step' cannot be placed: refused with its number."""
+        if self.run_dir is None:                   # another rank's: rank 0 writes
+            return
         metrics = self.run_dir / METRICS_FILE
         if not metrics.exists():
             return
@@ -204,17 +237,20 @@ class Run:
         write_text(metrics, "".join(json_record(r) + "\n" for r in kept))
 
     def _save(self, kind: str, trainer: Trainer) -> None:
-        if self.run_dir is None:                   # save=False: only the best, in memory
-            if kind == "best":
+        if not self.saving:                        # save=False: only the best, in memory
+            if kind == "best" and self.world.main:
                 self.best_weights = {k: v.detach().clone()
                                      for k, v in self.model.state_dict().items()}
+            return
+        # every rank takes part in gathering the training state; rank 0 writes it
+        extra, meta = trainer.training_state() if kind != "best" else ({}, None)
+        if self.run_dir is None:
             return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         state = {"step": trainer.progress.step, "epoch": trainer.progress.epoch}
         if kind == "best":
             path = self.run_dir / ckpt.BEST_FILE
         else:
-            extra, meta = trainer.training_state()
             tensors.update(extra)
             state["trainer"] = meta
             path = (self.run_dir / ckpt.LAST_FILE if kind == "last" else
@@ -226,7 +262,10 @@ class Run:
                                           "step": trainer.progress.step}))
 
     def emit(self, event: Event) -> None:
-        """Every event goes to the loggers, then to on_event plugins and the caller."""
+        """Every event goes to the loggers, then to on_event plugins and the caller.
+        With several ranks, rank 0's alone: the others' events would repeat its own."""
+        if not self.world.main:
+            return
         log_event(event)     # "warning" events -> logger "seqgen.run" (seqgen/log.py)
         for component, logger in self.loggers:
             try:
@@ -251,7 +290,7 @@ class Run:
 
     def _show_samples(self, epoch: int) -> None:
         every, gen = self.spec["train"]["sample_every"], self.spec["generate"]
-        if not every or epoch % every or not gen["prompts"]:
+        if not every or epoch % every or not gen["prompts"] or not self.world.main:
             return
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
         self.model.eval()                          # no dropout while sampling
@@ -339,6 +378,8 @@ class Run:
 
     def _generate(self) -> list[Sample]:
         gen, samples = self.spec["generate"], []
+        if not self.world.main:                    # generation is rank 0's
+            return samples
         for i, strategy in enumerate(self.gen_strategies):
             def warn(message: str, i: int = i) -> None:
                 self.emit(Event("warning", {"message": f"$.generate.strategies[{i}]: {message}"}))

@@ -13,7 +13,15 @@ Every random number comes from the run's own generators (seqgen/seeding.py).
 
 Stopping early: the trainer checks its `StopRequest` after every optimizer step (a
 signal, a cancel event or a should_stop callable; seqgen/interrupt.py), saves
-last.safetensors and returns. An exception raised by an event callback (a logger, an
+last.safetensors and returns.
+
+Data-parallel (a `World` of several ranks, seqgen/distributed.py): each rank trains on
+its rows of every global batch through DistributedDataParallel. Before backward the ranks
+sum their NLL and token counts, so each scales its loss by the global count and the
+averaged gradient is exactly the single-process one; the reported losses are global.
+After each step they sum their stop flags (a signal, the time limit, a failed callback),
+so every rank stops at the same step. Dropout and strategy draws come from generators
+derived from the seed and the rank. An exception raised by an event callback (a logger, an
 on_event plugin, the caller's emit) is held until the step ends, so the state is whole:
 the trainer saves last.safetensors, sends no more events, and raises it.
 """
@@ -29,6 +37,7 @@ import torch
 
 from .batch import Batch, Sampler
 from .data import Split
+from .distributed import World
 from .errors import TrainingError
 from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
@@ -63,6 +72,20 @@ def forward_batch(model: LanguageModel, batch: Batch, state: State, strategy: St
             use_ref = torch.rand(batch_size, generator=generator) < ratio
             token = torch.where(use_ref.to(own.device), batch.inputs[t + 1].long(), own)
     return torch.stack(outputs), state
+
+
+class TrainingForward(torch.nn.Module):
+    """The whole training forward of a batch as one module call, so that
+    DistributedDataParallel sees one forward per backward (the step-by-step path calls
+    the model once per token)."""
+
+    def __init__(self, model: LanguageModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, state: State, strategy: Strategy, ratio: float,
+                generator: torch.Generator) -> tuple[torch.Tensor, State]:
+        return forward_batch(self.model, batch, state, strategy, ratio, generator)
 
 
 def state_rows(state: State) -> int:
@@ -123,8 +146,10 @@ class Trainer:
                  spec: dict, device: torch.device, seed: int, valid: Split | None = None,
                  emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None, *,
                  optimizer: torch.optim.Optimizer, schedule: Schedule,
-                 stop: StopRequest | None = None, precision: Precision | None = None):
+                 stop: StopRequest | None = None, precision: Precision | None = None,
+                 world: World = World()):
         self.model, self.sampler, self.strategy = model, sampler, strategy
+        self.world, self.seed = world, seed
         self.spec, self.device, self.valid, self.send = spec, device, valid, emit
         self.stop = stop if stop is not None else StopRequest()
         self.failure: Exception | None = None     # an event callback's, raised at step end
@@ -132,14 +157,35 @@ class Trainer:
         self.save = save or (lambda kind, trainer: None)
         self.optimizer, self.schedule = optimizer, schedule
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-        self.generator = torch.Generator().manual_seed(seed + 1)  # strategy draws
-        self.dropout = derived_generator(seed, "dropout", device)  # the cell's dropout masks
+        self.generator, self.dropout = self.streams()   # strategy draws, dropout masks
+        # DDP over ranks; a learned initial state gets no gradient from carried batches
+        self.forward = world.parallel(TrainingForward(model), device, some_unused=any(
+            getattr(m, "learned_initial_state", False) for m in model.modules()))
         self.explicit = getattr(model.cell, "explicit_randomness", False)
         self.progress = Progress()
         self.stats: dict = {}                    # the last step's grad_norm, clipped, lr, ...
         self.carried: State = None               # state carried into the next batch
         # train.amp: autocast, and for fp16 a gradient scaler (seqgen/precision.py)
         self.precision = precision or precision_for(spec["amp"], device)
+
+    def streams(self, resumed_at: int | None = None) -> tuple[torch.Generator, torch.Generator]:
+        """The strategy's and dropout's generators. One process keeps its historical
+        streams; rank r of several draws from streams derived from the seed and r (and,
+        resumed at another world size, the step: see load_training_state)."""
+        if not self.world.distributed and resumed_at is None:
+            return (torch.Generator().manual_seed(self.seed + 1),
+                    derived_generator(self.seed, "dropout", self.device))
+        tag = f"rank{self.world.rank}of{self.world.size}"
+        if resumed_at is not None:
+            tag += f"@step{resumed_at}"
+        return (derived_generator(self.seed, f"strategy/{tag}"),
+                derived_generator(self.seed, f"dropout/{tag}", self.device))
+
+    def close(self) -> None:
+        """Training is over: drop DistributedDataParallel, whose buckets and hooks hold
+        the process group, so that the group can be left cleanly."""
+        if self.world.distributed:
+            self.forward = TrainingForward(self.model)
 
     @classmethod
     def from_spec(cls, session: "Session", model: LanguageModel, sampler: Sampler,
@@ -154,22 +200,32 @@ class Trainer:
                    optimizer=optimizer, schedule=schedule)
 
     # -- one step -----------------------------------------------------------------------------
-    def step(self, batch: Batch, state: State, ratio: float) -> tuple[float, State]:
-        """One optimizer step; returns (summed NLL of the batch, final state)."""
+    def step(self, batch: Batch, state: State, ratio: float) -> tuple[float, int, State]:
+        """One optimizer step; returns (summed NLL of the global batch, its tokens, this
+        rank's final state)."""
         factor = self.schedule(self.progress.step)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
+        # Several ranks: their rows (and padding) may differ, so each divides by its share
+        # of the global token count (summed while the forward runs); DDP's mean over
+        # ranks is then NLL_global / tokens. The global NLL is summed during backward.
+        counted = self.world.sum_later([batch.num_tokens], self.device)
         with self.precision.autocast(), self.randomness():
-            logits, state = forward_batch(self.model, batch, state, self.strategy, ratio,
-                                          self.generator)
+            logits, state = self.forward(batch, state, self.strategy, ratio, self.generator)
             nll = token_nll(logits.float(), batch).sum()
+        summed = self.world.sum_later([float(nll.detach())], self.device)
+        tokens = counted()[0]
+        share = tokens / self.world.size if self.world.distributed else tokens
+        tokens = int(tokens)
         self.optimizer.zero_grad(set_to_none=True)
         scaler = self.precision.scaler
-        if scaler is None:
-            (nll / batch.num_tokens).backward()
-        else:   # fp16: backward through the scaled loss, then the true gradients back
-            scaler.scale(nll / batch.num_tokens).backward()
-            scaler.unscale_(self.optimizer)
+        with self.world.guarded():         # DDP's all-reduce runs inside backward
+            if scaler is None:
+                (nll / share).backward()
+            else:   # fp16: backward through the scaled loss, then the true gradients back
+                scaler.scale(nll / share).backward()
+                scaler.unscale_(self.optimizer)
+        total = summed()[0]
         clip = self.spec["clip_norm"]
         # the global gradient norm before clipping; with no clip_norm, an infinite bound
         # measures it without changing anything
@@ -177,7 +233,6 @@ class Trainer:
                                                     math.inf if clip is None else clip))
         self.stats = {"grad_norm": norm, "clipped": clip is not None and norm > clip,
                       "lr": self.optimizer.param_groups[0]["lr"], "teacher_ratio": ratio}
-        total = float(nll.detach())
         if scaler is not None:
             # an overflow in float16 gradients is the scaler's to handle: it skips the
             # step and halves the scale (a non-finite loss still ends the run)
@@ -187,7 +242,7 @@ class Trainer:
                 scaler.update()
         elif math.isfinite(total) and math.isfinite(norm):
             self.optimizer.step()     # a non-finite loss or gradient would poison the weights
-        return total, state
+        return total, tokens, state
 
     def checked_norm(self) -> float:
         """The step's gradient norm as the divergence check sees it: a float16 step the
@@ -255,40 +310,34 @@ class Trainer:
                 if index < p.batch:
                     continue                             # trained before a resume
                 batch = batch.to(self.device)
-                nll, state = self.step(batch, self.start_state(batch.inputs.shape[1]), ratio)
+                nll, tokens, state = self.step(batch, self.start_state(batch.inputs.shape[1]),
+                                               ratio)
                 if not (math.isfinite(nll) and math.isfinite(self.checked_norm())):
-                    self.emit(Event("step", {"step": p.step + 1, "loss": nll / batch.num_tokens,
-                                             "tokens": batch.num_tokens, **self.stats}))
-                self._check_loss(nll / batch.num_tokens, self.checked_norm())
+                    self.emit(Event("step", {"step": p.step + 1, "loss": nll / tokens,
+                                             "tokens": tokens, **self.stats}))
+                self._check_loss(nll / tokens, self.checked_norm())
                 self.carried = self.kept(state)
                 p.batch, p.step = index + 1, p.step + 1
-                p.tokens += batch.num_tokens
+                p.tokens += tokens
                 p.epoch_nll += nll
-                p.epoch_tokens += batch.num_tokens
+                p.epoch_tokens += tokens
                 window[0] += nll
-                window[1] += batch.num_tokens
+                window[1] += tokens
                 if not self.stats.get("amp_skipped"):   # fp16 overflow: no norm to average
                     window[3].append((self.stats["grad_norm"], self.stats["clipped"]))
-                self.emit(Event("step", {"step": p.step, "loss": nll / batch.num_tokens,
-                                         "tokens": batch.num_tokens, **self.stats}))
+                self.emit(Event("step", {"step": p.step, "loss": nll / tokens,
+                                         "tokens": tokens, **self.stats}))
                 if p.step % spec["log_every"] == 0:
                     self._log(window)
                 if spec["eval_every"] and p.step % spec["eval_every"] == 0:
                     self._evaluate()
-                if self.should_stop():
-                    p.stopped = f"interrupted:{self.stop.signal}"
-                elif spec["max_steps"] and p.step >= spec["max_steps"]:
-                    p.stopped = "max-steps"
-                elif spec["max_seconds"] and time.perf_counter() - started >= spec["max_seconds"]:
-                    p.stopped = "time-limit"
-                if self.failure is not None:
-                    p.stopped = "failed"
+                p.stopped = self._stop_reason(started)
                 if p.stopped is not None:
                     break
             if p.stopped and p.stopped.startswith(("interrupted", "failed")):
                 break
             self._end_epoch(time.perf_counter() - started)
-            if self.failure is not None:
+            if self._failed():
                 p.stopped = "failed"
         p.seconds = time.perf_counter() - started
         if p.stopped is None:
@@ -301,6 +350,40 @@ class Trainer:
         if self.failure is not None:                 # saved above: resumable; now raise it
             raise self.failure
         return p
+
+    def _stop_reason(self, started: float) -> str | None:
+        """Why training stops after this step, if it does: a stop request, max_steps,
+        the time limit, or a failed callback. Several ranks decide together (their
+        requests and clocks differ), so all stop after the same step."""
+        p, spec = self.progress, self.spec
+        asked = self.stop.signal if self.should_stop() else None
+        late = bool(spec["max_seconds"] and time.perf_counter() - started >= spec["max_seconds"])
+        failed = self.failure is not None
+        if self.world.distributed:                 # one collective for all three
+            names = ("SIGINT", "SIGTERM", "cancel")
+            counts = self.world.sum([asked == n for n in names] + [late, failed], self.device)
+            asked = next((n for n, c in zip(names, counts) if c), asked)
+            late, failed = counts[-2] > 0, self._failed(counts[-1] > 0)
+        if failed:
+            return "failed"
+        if asked is not None:
+            return f"interrupted:{asked}"
+        if spec["max_steps"] and p.step >= spec["max_steps"]:
+            return "max-steps"
+        return "time-limit" if late else None
+
+    def _failed(self, anywhere: bool | None = None) -> bool:
+        """Whether an event callback failed, here or (with several ranks) on any rank
+        (`anywhere`: already summed; else summed now). A rank that did not fail itself
+        raises a TrainingError saying so."""
+        if not self.world.distributed:
+            return self.failure is not None
+        if anywhere is None:
+            anywhere = self.world.sum([self.failure is not None], self.device)[0] > 0
+        if anywhere and self.failure is None:
+            self.failure = TrainingError("stopped because another rank failed (its error "
+                                         "is above)")
+        return anywhere
 
     def _log(self, window: list) -> None:
         now = time.perf_counter()
@@ -339,7 +422,7 @@ class Trainer:
         p = self.progress
         if self.valid is None:
             return
-        nll = mean_nll(self.model, self.valid, self.device)
+        nll = mean_nll(self.model, self.valid, self.device, world=self.world)
         record = {"event": "eval", "epoch": p.epoch + 1, "step": p.step, "valid_loss": nll,
                   "valid_perplexity": perplexity(nll)}
         improved = p.best_valid is None or nll < p.best_valid
@@ -380,22 +463,46 @@ class Trainer:
         """(tensors, JSON) of everything needed to continue exactly: optimizer, RNGs,
         the carried recurrent state and Progress. Model weights are saved separately."""
         tensors, optim_meta = optimizer_to_flat(self.optimizer)
-        carry, structure = state_to_flat(self.carried)
+        carried, world = self.carried, self.world
+        if world.distributed:
+            # Several ranks (every rank calls this: it gathers): the carried state as the
+            # global batch's rows, so any world size can take its rows back; a sampler
+            # that resets the state carries nothing (its batches may split unevenly).
+            carried = (None if self.sampler.state_rule == "reset"
+                       else map_state(world.rows, carried))
+        carry, structure = state_to_flat(carried)
         tensors.update(carry)
-        tensors["rng.trainer"] = self.generator.get_state()
-        tensors["rng.dropout"] = self.dropout.get_state()
-        meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure}
+        # every rank's generators: rank 0's under the one-process names, rank r's + ".r"
+        for name, g in (("rng.trainer", self.generator), ("rng.dropout", self.dropout)):
+            for rank, state in enumerate(world.each(g.get_state())):
+                tensors[name if rank == 0 else f"{name}.{rank}"] = state
+        meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure,
+                "world_size": world.size}
         if self.precision.scaler is not None:      # fp16: the loss scale and its counter
             meta["scaler"] = self.precision.scaler.state_dict()
         return tensors, meta
 
     def load_training_state(self, tensors: dict, meta: dict) -> None:
+        """Continue from a checkpoint's training state (`training_state`).
+
+        Saved by as many ranks as this world has: every rank takes back its rows of the
+        carried state and its own generators, so the run continues bit-exactly. Saved at
+        another world size: the weights, optimizer, data order and carried state (the
+        global batch's rows, split anew) continue exactly; dropout masks and strategy
+        draws come from new streams derived from the seed, the rank and the step resumed
+        at (the saved ones belong to other ranks' rows)."""
         optimizer_from_flat(self.optimizer, {k: v for k, v in tensors.items()
                                              if k.startswith("optim.")}, meta["optimizer"])
-        self.carried = self.kept(state_from_flat(tensors, meta["carry"]))
-        self.generator.set_state(tensors["rng.trainer"])
-        if "rng.dropout" in tensors:   # checkpoints before seqgen/seeding.py kept torch's global
-            self.dropout.set_state(tensors["rng.dropout"])
+        carried = self.kept(state_from_flat(tensors, meta["carry"]))
+        self.carried = map_state(self.world.mine, carried)
+        saved_size, rank = meta.get("world_size", 1), self.world.rank
+        if saved_size == self.world.size:
+            suffix = "" if rank == 0 else f".{rank}"
+            self.generator.set_state(tensors["rng.trainer" + suffix])
+            if "rng.dropout" in tensors:   # before seqgen/seeding.py, torch's global was kept
+                self.dropout.set_state(tensors["rng.dropout" + suffix])
+        else:
+            self.generator, self.dropout = self.streams(meta["progress"]["step"])
         if self.precision.scaler is not None and meta.get("scaler"):
             self.precision.scaler.load_state_dict(meta["scaler"])
         self.progress = Progress(**meta["progress"])
