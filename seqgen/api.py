@@ -282,7 +282,8 @@ class Session:
 
         world: this process's place among data-parallel ranks (`World.from_env()` under
         torchrun); every rank calls `run` with the same arguments, and rank 0 writes the
-        run directory (seqgen/distributed.py)."""
+        run directory (seqgen/distributed.py). On the other ranks the result has no
+        run_dir, no samples, and the last weights (rank 0 delivers the best)."""
         spec = self.resolve(spec, overrides)
         check_memory(spec)                          # seqgen/budget.py: refuse what cannot fit
         if save and (out or spec["out"]) is not None and world.main:

@@ -193,6 +193,9 @@ def run(ctx, spec, overrides, out, resume, nproc):
         launch_ranks(ctx, nproc, spec, overrides, out, resume)
         return
     world = World.from_env()
+    if world.distributed and spec == "-":
+        raise click.UsageError("SPEC -: standard input reaches one process only; under "
+                               "torchrun give the spec as a file or a preset name")
     session = make_session(ctx, warn=world.main)
     printer = Printer()
     started = {}
@@ -237,12 +240,25 @@ def launch_ranks(ctx, nproc: int, spec, overrides, out, resume) -> None:
     args = child_args(spec, overrides, out, resume, debug=root["debug"],
                       strict_plugins=root["strict_plugins"])
     session = make_session(ctx)
+    from pathlib import Path
+    from .errors import CheckpointError, SpecError
+    from .lock import check_free
     if resume is None:
         resolved = session.resolve(spec, overrides)
+        if (out or resolved["out"]) is not None:
+            check_free(out or resolved["out"])     # as the run would, before launching
+            from .paths import check_output_dir
+            from .runner import SPEC_FILE
+            where = check_output_dir(out or resolved["out"], SPEC_FILE)
+            if (where / SPEC_FILE).exists():
+                raise SpecError([f"$.out: {where} already holds a run ({SPEC_FILE} exists); "
+                                 f"choose another directory with --out, or continue it "
+                                 f"with --resume"])
     else:
-        from pathlib import Path
         stored = Path(resume) / "spec.json"
-        resolved = session.resolve(stored, overrides) if stored.is_file() else None
+        if not stored.is_file():
+            raise CheckpointError(f"{resume}: not a run directory (spec.json not found)")
+        resolved = session.resolve(stored, overrides)
     if resolved is not None:
         check_split(resolved, World(0, nproc))
         import torch

@@ -32,9 +32,11 @@ import torch
 
 from .errors import SpecError, TrainingError
 
-# How long a rank waits for the others at a collective before giving up (torch's default
-# is 30 minutes). A rank that dies is seen at once (its sockets close); this bounds a hang.
-TIMEOUT = datetime.timedelta(minutes=10)
+# How long a rank waits for the others at a collective before giving up. Long, because
+# the others wait while rank 0 alone encodes a large corpus into its token cache, writes
+# a checkpoint or generates; a rank that dies is seen at once anyway (its sockets close,
+# and torchrun stops the rest), so this only bounds a true hang.
+TIMEOUT = datetime.timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class World:
         """Join torch's process group for the block (gloo, or nccl on CUDA), unless one
         is already set up (an application that joined it itself); leave it afterwards."""
         import torch.distributed as dist
+        if self.distributed and device.type == "cuda":
+            torch.cuda.set_device(self.local_rank)
         if not self.distributed or dist.is_initialized():
             yield self
             return
@@ -96,8 +100,6 @@ class World:
             raise TrainingError("this build of torch has no torch.distributed; "
                                 "train in one process")
         backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(self.local_rank)
         try:
             dist.init_process_group(backend, rank=self.rank, world_size=self.size,
                                     timeout=TIMEOUT)
@@ -196,7 +198,7 @@ class World:
         """Where collective tensors live: nccl needs this rank's GPU, gloo the CPU."""
         import torch.distributed as dist
         if dist.get_backend() == "nccl":
-            return torch.device("cuda", torch.cuda.current_device())
+            return torch.device("cuda", self.local_rank)
         return torch.device("cpu")
 
     def _collective(self, op, *args) -> None:

@@ -11,9 +11,9 @@ call does not unless its caller passes handle_signals=True) and only on the main
 where Python delivers signals. The first SIGINT or SIGTERM only sets the flag; a second
 restores the default behaviour (KeyboardInterrupt for SIGINT), for a user who really
 wants out now; the CLI turns that into exit 130 too. A data-parallel rank asks for
-`repeat=False`: torchrun forwards the terminal's Ctrl-C to every rank that already got
-it, so the second signal must not cut short the stop that the ranks agree on (torchrun
-kills what is still running when its own shutdown timeout passes).
+`repeat=False`: a repeated signal must not cut one rank's part of the stop the ranks
+agree on short (the ranks save one checkpoint together); torchrun, which forwards
+Ctrl-C and SIGTERM to them, kills what still runs after its shutdown timeout (30 s).
 
 Guards nest: inside an active guard that installed handlers (a sweep around its runs), a
 nested one also stops when the outer one does, so a signal is seen by every level, once.

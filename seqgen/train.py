@@ -331,7 +331,7 @@ class Trainer:
                     self._log(window)
                 if spec["eval_every"] and p.step % spec["eval_every"] == 0:
                     self._evaluate()
-                p.stopped = self._stop_reason(started)
+                p.stopped = self._stop_reason(started) or p.stopped   # or early-stopping
                 if p.stopped is not None:
                     break
             if p.stopped and p.stopped.startswith(("interrupted", "failed")):
@@ -477,7 +477,7 @@ class Trainer:
             for rank, state in enumerate(world.each(g.get_state())):
                 tensors[name if rank == 0 else f"{name}.{rank}"] = state
         meta = {"progress": asdict(self.progress), "optimizer": optim_meta, "carry": structure,
-                "world_size": world.size}
+                "world_size": world.size, "batches": len(self.sampler)}
         if self.precision.scaler is not None:      # fp16: the loss scale and its counter
             meta["scaler"] = self.precision.scaler.state_dict()
         return tensors, meta
@@ -496,6 +496,11 @@ class Trainer:
         carried = self.kept(state_from_flat(tensors, meta["carry"]))
         self.carried = map_state(self.world.mine, carried)
         saved_size, rank = meta.get("world_size", 1), self.world.rank
+        if meta.get("batches", len(self.sampler)) != len(self.sampler):
+            raise ValueError(f"the sampler makes {len(self.sampler)} batches per epoch over "
+                             f"{self.world.size} process(es) but made {meta['batches']} over "
+                             f"{saved_size} (a last batch too small to share is dropped); "
+                             f"resume with {saved_size} process(es)")
         if saved_size == self.world.size:
             suffix = "" if rank == 0 else f".{rank}"
             self.generator.set_state(tensors["rng.trainer" + suffix])

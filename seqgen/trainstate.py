@@ -52,6 +52,7 @@ TRAINER_SCHEMA = {
         # the ranks that trained it (absent before data-parallel training: one); rank r's
         # generators are rng.trainer.r and rng.dropout.r (rank 0's have no suffix)
         "world_size": {"type": "integer", "minimum": 1},
+        "batches": {"type": "integer", "minimum": 1},     # the sampler's batches per epoch
         # train.amp "fp16": torch.amp.GradScaler.state_dict(), all JSON numbers
         "scaler": {"type": "object", "required": ["scale", "_growth_tracker"],
                    "properties": {"scale": {"type": "number", "exclusiveMinimum": 0},

@@ -296,6 +296,27 @@ def test_joining_without_torchrun_is_a_clear_error(monkeypatch):
             pass
 
 
+def test_launching_checks_the_run_directory_first(tmp_path):
+    from click.testing import CliRunner
+    from seqgen.cli import cli
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "spec.json").write_text("{}")
+    result = CliRunner().invoke(cli, ["run", "spec.json", "--out", "done", "--nproc", "2"])
+    assert result.exit_code == 2 and "already holds a run" in result.output
+    result = CliRunner().invoke(cli, ["run", "--resume", "missing", "--nproc", "2"])
+    assert result.exit_code != 0 and "missing: not a run directory" in result.output
+
+
+def test_standard_input_under_torchrun_is_refused(monkeypatch):
+    from click.testing import CliRunner
+    from seqgen.cli import cli
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    result = CliRunner().invoke(cli, ["run", "-"], input=json.dumps(SPEC))
+    assert result.exit_code == 2 and "standard input reaches one process only" in result.output
+
+
 def test_standard_input_cannot_feed_several_ranks(tmp_path):
     from click.testing import CliRunner
     from seqgen.cli import cli
@@ -316,3 +337,20 @@ def test_world_from_env_reads_torchrun_variables():
     assert World.from_env({}) == World(0, 1, 0)
     assert World.from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}) == World(3, 4, 1)
     assert not World().distributed and World(0, 2).distributed
+
+
+def test_resuming_where_the_sampler_makes_other_batches_is_refused():
+    """The bucket sampler drops a last batch too small to share among the ranks, so an
+    epoch's batches can depend on the world size: such a resume is refused, naming the
+    world size that fits, rather than skipping the wrong batches."""
+    from seqgen.runner import Run
+    session = seqgen.Session(entry_points=False)
+    run = Run(session, session.resolve(SPEC), lambda event: None)
+    tensors, meta = run.trainer.training_state()
+    assert meta["batches"] == len(run.sampler) and meta["world_size"] == 1
+    meta.update(batches=len(run.sampler) - 1, world_size=2)
+    with pytest.raises(ValueError, match=r"resume with 2 process\(es\)"):
+        run.trainer.load_training_state(tensors, meta)
+    meta.update(batches=len(run.sampler))          # same batches, other size: continues
+    run.trainer.load_training_state(tensors, meta)
+    run.release()

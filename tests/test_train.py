@@ -122,6 +122,18 @@ def test_early_stopping_keeps_the_best(session, tiny_spec, monkeypatch):
     assert result.checkpoint.name == "best.safetensors"
 
 
+def test_early_stopping_between_epochs_with_eval_every(session, tiny_spec, monkeypatch):
+    """eval_every: the evaluation inside the epoch stops training at once (the stop
+    decision after the step must not overwrite it)."""
+    losses = iter([2.0, 1.5, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2])
+    monkeypatch.setattr("seqgen.train.mean_nll", lambda *a, **k: next(losses))
+    tiny_spec["train"].update(epochs=6, patience=2, eval_every=3)
+    result = session.run(tiny_spec, save=False)
+    evals = [h for h in result.train.history if h["event"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6, 9, 12]
+    assert result.train.stopped == "early-stopping" and result.train.step == 12
+
+
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         session, tiny_spec):
     tiny_spec["train"].update(epochs=3)
