@@ -145,7 +145,7 @@ def worker(args) -> None:
         slots = [0.0] * (fields * world.size)
         slots[fields * world.rank:fields * (world.rank + 1)] = [
             step_ms, compute_ms, 1000 * statistics.median(step_times), mine]
-        slots = world.sum(slots, device)
+        slots = world.sum(slots)
         allowed = os.sched_getaffinity(0)
         mask = torch.tensor([c in allowed for c in range(os.cpu_count() or 1)])
         cores = world.each(mask)            # every rank's affinity, as a mask over cores

@@ -134,18 +134,11 @@ class World:
         return DistributedDataParallel(module, device_ids=ids, gradient_as_bucket_view=True,
                                        find_unused_parameters=some_unused)
 
-    def sum(self, values: Sequence[float], device: torch.device | None = None) -> list[float]:
+    def sum(self, values: Sequence[float]) -> list[float]:
         """`values` summed over every rank (in float64, so token counts stay exact)."""
-        if not self.distributed:
-            return [float(v) for v in values]
-        import torch.distributed as dist
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64,
-                         device=self._device(device))
-        self._collective(dist.all_reduce, t)
-        return t.tolist()
+        return self.sum_later(values)()
 
-    def sum_later(self, values: Sequence[float],
-                  device: torch.device | None = None) -> Callable[[], list[float]]:
+    def sum_later(self, values: Sequence[float]) -> Callable[[], list[float]]:
         """`sum` started now and finished by calling the result: the communication runs
         while this rank computes (a step's token count during its forward, its loss
         during backward)."""
@@ -153,7 +146,7 @@ class World:
             return lambda: [float(v) for v in values]
         import torch.distributed as dist
         t = torch.tensor([float(v) for v in values], dtype=torch.float64,
-                         device=self._device(device))
+                         device=self._device())
         with self.guarded():
             work = dist.all_reduce(t, async_op=True)
 
@@ -184,7 +177,7 @@ class World:
         if not self.distributed:
             return [tensor]
         import torch.distributed as dist
-        local = tensor.detach().to(self._device(None)).contiguous()
+        local = tensor.detach().to(self._device()).contiguous()
         parts = [torch.empty_like(local) for _ in range(self.size)]
         self._collective(dist.all_gather, parts, local)
         return [p.to(tensor.device) for p in parts]
@@ -194,7 +187,7 @@ class World:
             import torch.distributed as dist
             self._collective(dist.barrier)
 
-    def _device(self, device: torch.device | None) -> torch.device:
+    def _device(self) -> torch.device:
         """Where collective tensors live: nccl needs this rank's GPU, gloo the CPU."""
         import torch.distributed as dist
         if dist.get_backend() == "nccl":

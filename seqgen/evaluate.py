@@ -86,7 +86,7 @@ def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
                 count += batch.num_tokens
     finally:
         model.train(was_training)
-    total, count = world.sum([total, count], device)
+    total, count = world.sum([total, count])
     return total / max(count, 1)
 
 

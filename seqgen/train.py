@@ -209,11 +209,11 @@ class Trainer:
         # Several ranks: their rows (and padding) may differ, so each divides by its share
         # of the global token count (summed while the forward runs); DDP's mean over
         # ranks is then NLL_global / tokens. The global NLL is summed during backward.
-        counted = self.world.sum_later([batch.num_tokens], self.device)
+        counted = self.world.sum_later([batch.num_tokens])
         with self.precision.autocast(), self.randomness():
             logits, state = self.forward(batch, state, self.strategy, ratio, self.generator)
             nll = token_nll(logits.float(), batch).sum()
-        summed = self.world.sum_later([float(nll.detach())], self.device)
+        summed = self.world.sum_later([float(nll.detach())])
         tokens = counted()[0]
         share = tokens / self.world.size if self.world.distributed else tokens
         tokens = int(tokens)
@@ -361,7 +361,7 @@ class Trainer:
         failed = self.failure is not None
         if self.world.distributed:                 # one collective for all three
             names = ("SIGINT", "SIGTERM", "cancel")
-            counts = self.world.sum([asked == n for n in names] + [late, failed], self.device)
+            counts = self.world.sum([asked == n for n in names] + [late, failed])
             asked = next((n for n, c in zip(names, counts) if c), asked)
             late, failed = counts[-2] > 0, self._failed(counts[-1] > 0)
         if failed:
@@ -379,7 +379,7 @@ class Trainer:
         if not self.world.distributed:
             return self.failure is not None
         if anywhere is None:
-            anywhere = self.world.sum([self.failure is not None], self.device)[0] > 0
+            anywhere = self.world.sum([self.failure is not None])[0] > 0
         if anywhere and self.failure is None:
             self.failure = TrainingError("stopped because another rank failed (its error "
                                          "is above)")
