@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 from .batch import Batch, Sampler, StateRule
 from .cell import Cell, Stepper
 from .components import KINDS, Component
-from .data import Dataset, SequenceSet, Split, TokenStream
+from .attention import Attention, masked_softmax, weighted_sum
+from .data import Dataset, PairSet, SequenceSet, Split, TokenStream
 from .errors import (CheckpointError, DataError, GenerationError, PluginError, ScaffoldError,
                      SeqgenError, SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
@@ -30,10 +31,12 @@ from .registry import Preset
 from .compare import CompareResult
 from .events import Event, json_line
 from .loaded import LoadedModel, Score
-from .generate import Sample
+from .generate import Sample, Translation
+from .attention_plot import write_attention_heatmap
 from .train import Progress
 from .plugins import LoadFailure
 from .model import LanguageModel
+from .seq2seq import Seq2Seq
 from .compose import Composed, Origin
 from .report import Report
 from .inspection import Inspection, LayerTrace, write_inspection
@@ -51,7 +54,8 @@ __all__ = [
     "History", "LogitsProcessor", "dropout", "json_line", "Preset", "Logger", "options", "open_append",
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
     "Inspection", "LayerTrace", "write_inspection", "TokenCache", "read_text_chunks",
-    "World",
+    "World", "Attention", "masked_softmax", "weighted_sum", "PairSet", "Seq2Seq", "Translation",
+    "write_attention_heatmap",
 ]
 
 

@@ -20,11 +20,12 @@ from .events import Emit, Event
 from .interrupt import StopRequest, check, stop_on_signals
 from .lock import RunLock, check_free
 from .model import LanguageModel, embedding_size, make_embedding
+from .seq2seq import Seq2Seq
 from . import seeding
 from .plugins import LoadFailure, PluginLoader
 from .compose import Composed, Origin, compose, is_path, leaves
 from .spec import (all_components, component_slots, composed_schema, load_spec_file,
-                   decode_spec, parse_spec, resolve, resolve_component, spec_text, value_problems)
+                   decode_spec, is_seq2seq, parse_spec, resolve, resolve_component, spec_text, value_problems)
 from .distributed import World, check_split
 from .runner import SAMPLES_FILE, SPEC_FILE, Run, RunResult, pick_device
 from .budget import check_run as check_memory
@@ -212,17 +213,43 @@ class Session:
             raise PluginError(f"{where}: its factory returned {problem}")
         return built
 
-    def build_model(self, spec: dict, vocab_size: int) -> LanguageModel:
+    def build_model(self, spec: dict, vocab_size: int,
+                    source_vocab_size: int | None = None) -> "LanguageModel | Seq2Seq":
         """The spec's model, its weights drawn from the run's own "init" generator
         (seqgen/seeding.py): the spec's seed decides them, and torch's global generator
-        is left as it was."""
-        emb_spec = spec["model"]["embedding"]
+        is left as it was. A seq2seq model reads sources of `source_vocab_size` tokens
+        (default: the target's `vocab_size`, a shared vocabulary)."""
+        model_spec = spec["model"]
         init = seeding.generator(spec.get("seed", 0), "init")
         with seeding.global_rng(init):      # torch modules initialise from the global one
-            cell = self.build("cell", spec["model"]["cell"], embedding_size(vocab_size, emb_spec))
-            model = LanguageModel(vocab_size, cell, make_embedding(vocab_size, emb_spec))
+            if is_seq2seq(model_spec):
+                model = self._build_seq2seq(model_spec, vocab_size,
+                                            source_vocab_size or vocab_size)
+            else:
+                emb_spec = model_spec["embedding"]
+                cell = self.build("cell", model_spec["cell"], embedding_size(vocab_size, emb_spec))
+                model = LanguageModel(vocab_size, cell, make_embedding(vocab_size, emb_spec))
         seeding.initialize(model, init)
         return model
+
+    def _build_seq2seq(self, model_spec: dict, vocab_size: int, source_vocab_size: int) -> Seq2Seq:
+        enc, dec = model_spec["encoder"], model_spec["decoder"]
+        encoder = self.build("cell", enc["cell"], embedding_size(source_vocab_size, enc["embedding"]))
+        # The decoder's input is [embedding ; context], whose width is the attention's,
+        # whose query is the decoder's hidden state: a throwaway build of the decoder
+        # cell tells its hidden size (any cell plugin's, whatever its options are called).
+        probe = self.build("cell", dec["cell"], 1)
+        try:
+            attention = self.build("attention", model_spec["attention"], probe.hidden_size,
+                                   encoder.output_size)
+        except SpecError as e:          # sizes that do not fit: say which field to change
+            raise SpecError([p if p.startswith("$") else f"$.model.attention: {p}"
+                             for p in e.problems]) from None
+        decoder = self.build("cell", dec["cell"],
+                             embedding_size(vocab_size, dec["embedding"]) + attention.context_size)
+        return Seq2Seq(vocab_size, encoder, decoder, attention,
+                       make_embedding(source_vocab_size, enc["embedding"]),
+                       make_embedding(vocab_size, dec["embedding"]))
 
     def strategy(self, options: dict | str) -> Strategy:
         """A decoding strategy from its name or spec object, options validated."""

@@ -20,11 +20,16 @@ class Batch:
     targets: [T, B] int64 ids the model must predict at each position
     lengths: [B] int64 (CPU) valid steps per row, or None when every row has all T steps.
              Positions at or past a row's length are padding and never count in the loss.
+    source:  [S, B] int64 source ids (seq2seq batches only, padded with 0), or None. The
+             model encodes it and decodes `inputs` (<bos> + target) conditioned on it.
+    source_lengths: [B] int64 (CPU) real source positions per row (with `source`).
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     lengths: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+    source_lengths: torch.Tensor | None = None
 
     @property
     def mask(self) -> torch.Tensor | None:
@@ -42,7 +47,9 @@ class Batch:
         return int(self.lengths.sum())
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.inputs.to(device), self.targets.to(device), self.lengths)
+        return Batch(self.inputs.to(device), self.targets.to(device), self.lengths,
+                     None if self.source is None else self.source.to(device),
+                     self.source_lengths)
 
 
 class Sampler:

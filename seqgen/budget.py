@@ -254,7 +254,22 @@ def gates_of(cell_type: str) -> int:
     return 3 if "gru" in name else 1 if "rnn" in name and "lstm" not in name else 4
 
 
+def larger_side(model: dict) -> str:
+    """A seq2seq model's side ("encoder" or "decoder") with the larger cell: its shape
+    stands for the model's in the estimate (both hold a batch of states; the decoder
+    also the logits, which the vocabulary term counts)."""
+    def size(side: str) -> int:
+        part = model.get(side) if isinstance(model.get(side), dict) else {}
+        cell = part.get("cell") if isinstance(part.get("cell"), dict) else {}
+        return (_int(cell.get("hidden_size"), 128) * _int(cell.get("num_layers"), 1)
+                * (2 if cell.get("bidirectional") else 1))
+    return "encoder" if size("encoder") > size("decoder") else "decoder"
+
+
 def model_shape(model: dict, vocab: int) -> Shape:
+    if model.get("type") == "seq2seq":
+        side = model.get(larger_side(model))
+        model = side if isinstance(side, dict) else {}
     cell, emb = model.get("cell") or {}, model.get("embedding") or {}
     inputs = _int(emb.get("size"), 64) if emb.get("type") == "learned" else vocab
     return Shape(vocab, inputs, _int(cell.get("hidden_size"), 128),
@@ -265,7 +280,7 @@ def model_shape(model: dict, vocab: int) -> Shape:
 def shape_of(model, vocab: int) -> Shape:
     """The Shape of a built LanguageModel (for generation from a checkpoint): its
     parameter count is exact; state size is read from the cell where it says."""
-    cell = getattr(model, "cell", None)
+    cell = getattr(model, "cell", None) or getattr(model, "decoder", None)   # seq2seq: decoder
     hidden = _int(getattr(cell, "hidden_size", None), 0)
     layers = _int(getattr(cell, "num_layers", None), 1)
     directions = 2 if getattr(cell, "bidirectional", False) else 1
@@ -275,9 +290,9 @@ def shape_of(model, vocab: int) -> Shape:
     return Shape(vocab, vocab, hidden, layers, directions, 4)
 
 
-def model_need(shape: Shape, device: bool) -> Need:
+def model_need(shape: Shape, device: bool, field: str = "$.model.cell.hidden_size") -> Need:
     n = shape.parameters
-    return Need("$.model.cell.hidden_size", f"a model of {n:,} parameters (with its "
+    return Need(field, f"a model of {n:,} parameters (with its "
                 f"gradients and optimizer state)", n * PARAM_BYTES, device)
 
 
@@ -322,6 +337,9 @@ def run_needs(spec: dict) -> list[Need]:
     """The parts of a resolved spec's peak memory (see the module docstring)."""
     on_device = _spec_device(spec.get("device", "cpu")) == "cuda"
     data, vocab = data_need(spec["dataset"])
+    examples = spec["dataset"].get("num_examples")
+    if isinstance(examples, int) and not isinstance(examples, bool):   # pairs: a few
+        vocab = min(vocab, examples * _int(spec["dataset"].get("max_length"), 20) * 2 + 4)
     shape = model_shape(spec["model"], vocab)
     gen = spec["generate"]
     widths = [_int(s.get("width"), 0) for s in gen["strategies"] if "width" in s]
@@ -331,9 +349,16 @@ def run_needs(spec: dict) -> list[Need]:
         widths, shape, on_device,
         {"num_samples": "$.generate.num_samples", "max_new_tokens": "$.generate.max_new_tokens",
          "width": f"$.generate.strategies[{index}].width"})
-    batch = batch_need(spec["sampler"], shape, on_device)
+    sampler = spec["sampler"]
+    if isinstance(spec["dataset"].get("max_length"), int) and "num_steps" not in sampler:
+        sampler = {**sampler, "num_steps": spec["dataset"]["max_length"] + 1}   # pairs (+<eos>)
+    batch = batch_need(sampler, shape, on_device)
     needs = [data] if data is not None else []
-    return needs + [model_need(shape, on_device), max(batch, generation, key=lambda n: n.bytes)]
+    seq2seq = spec["model"].get("type") == "seq2seq"
+    field = (f"$.model.{larger_side(spec['model'])}.cell.hidden_size" if seq2seq
+             else "$.model.cell.hidden_size")
+    return needs + [model_need(shape, on_device, field),
+                    max(batch, generation, key=lambda n: n.bytes)]
 
 
 # -- checking --------------------------------------------------------------------------------

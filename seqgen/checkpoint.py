@@ -44,6 +44,8 @@ class Checkpoint:
     # {path, kind, name, plugin, distribution, version} of every component the spec names,
     # so a missing plugin can be named with what to install. Empty in older checkpoints.
     components: list = field(default_factory=list)
+    # A seq2seq model's source vocabulary when it has its own (None: shared, or a language model)
+    source_vocab: Vocab | None = None
 
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
         """Tensors under `prefix.`, with the prefix removed."""
@@ -65,6 +67,8 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         "versions": json.dumps({"seqgen": __version__, "torch": torch.__version__}),
         "components": json.dumps(checkpoint.components, ensure_ascii=False),
     }
+    if checkpoint.source_vocab is not None:
+        metadata["source_vocab"] = checkpoint.source_vocab.to_json()
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
@@ -106,11 +110,14 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a seqgen checkpoint (metadata 'format' is "
                               f"{meta.get('format')!r}, expected {FORMAT!r})")
     values, problems = parse_metadata(meta)
-    if not problems:
+    vocab = source_vocab = None
+    for name in ("vocab", "source_vocab") if not problems else ():
         try:
-            vocab = Vocab.from_dict(values["vocab"])
+            if values[name] is not None:
+                read = Vocab.from_dict(values[name])
+                vocab, source_vocab = (read, source_vocab) if name == "vocab" else (vocab, read)
         except ValueError as e:          # what the schema cannot say (canonical order)
-            problems.append(f"metadata 'vocab': {e}")
+            problems.append(f"metadata {name!r}: {e}")
     if problems:
         raise CheckpointError(f"{path}: " + "; ".join(problems))
     for name, t in tensors.items():      # NaN weights would otherwise generate silently
@@ -121,4 +128,4 @@ def load(path: str | Path) -> Checkpoint:
                                   f"saved after training diverged")
     return Checkpoint(spec=values["spec"], vocab=vocab, task=values["task"], tensors=tensors,
                       state=values["state"], versions=values["versions"],
-                      components=values["components"])
+                      components=values["components"], source_vocab=source_vocab)

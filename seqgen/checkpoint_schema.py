@@ -54,6 +54,7 @@ FIELDS = {
     "spec": Field(True, True, {"type": "object", "required": ["model"],
                                "properties": {"model": {"type": "object"}}}),
     "vocab": Field(True, True, VOCAB_SCHEMA),
+    "source_vocab": Field(False, True, {"anyOf": [{"type": "null"}, VOCAB_SCHEMA]}),  # seq2seq
     "task": Field(True, False, {"enum": list(TASKS)}),
     "state": Field(False, True, STATE_SCHEMA, {}),
     "versions": Field(False, True, {"type": "object",

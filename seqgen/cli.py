@@ -529,7 +529,9 @@ def on_unknown_option(help_text: str):
               help="A strategy option, e.g. --set temperature=0.7. Repeatable.")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(1),
               help="Samples per prompt (beam: the best sequences, at most its width).")
-@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(0),
+              help="Longest continuation (translations: twice the longest source + 10 "
+                   "unless given).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT",
               help="End a sample at this text; it is cut before it. Repeatable.")
@@ -537,13 +539,27 @@ def on_unknown_option(help_text: str):
               help="Print the text as it is generated (one prompt, one sample).")
 @click.option("--unk-text", metavar="TEXT",
               help="How a generated <unk> reads  [default: the run's generate.unk_text]")
+@click.option("--source", "sources", multiple=True, metavar="TEXT",
+              help="Encoder-decoder models: a source to translate. Repeatable.")
+@click.option("--source-file", type=click.Path(dir_okay=False),
+              help="Encoder-decoder models: translate every line of this file (one source per "
+                   "line), printing one translation per line (n-best: n lines per source).")
+@click.option("--n-best", "-n_best", "n_best", type=click.IntRange(1),
+              help="Translations per source (as --num-samples; beam search: at most its width).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
+              help="Sources decoded together (--source-file).")
+@click.option("--attention-plot", type=click.Path(dir_okay=False), metavar="PNG",
+              help="Encoder-decoder models: draw the attention over the source as a heatmap "
+                   "PNG (several translations: NAME-1.png, NAME-2.png, ... in output order).")
 @on_unknown_option("Prompt characters outside the vocabulary.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
 def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_tokens, seed,
-             stops, stream, unk_text, on_unknown, as_json):
-    """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory).
+             stops, stream, unk_text, sources, source_file, n_best, batch_size, attention_plot,
+             on_unknown, as_json):
+    """Generate text from a trained CHECKPOINT (a .safetensors file or a run directory);
+    with an encoder-decoder model, translate --source texts or a --source-file.
 
     Options with no effect in the chosen combination are reported as warnings on stderr.
     Strategies that score (beam, teacher-forcing with --set reference=TEXT) also print
@@ -560,6 +576,17 @@ def generate(ctx, checkpoint, prompts, strategy, options, num_samples, max_new_t
     if unk_text is not None:
         model = model.showing_unk_as(unk_text)
     chosen = model.strategy(apply_overrides({"type": strategy}, list(options)))
+    if model.generator.task == "seq2seq" or sources or source_file or attention_plot:
+        from .translate_cli import translate
+        if prompts or stream:
+            raise click.UsageError("an encoder-decoder model translates sources: give them "
+                                   "with --source TEXT or --source-file FILE (not --prompt "
+                                   "or --stream)")
+        translate(model, chosen, list(sources), source_file, n_best or num_samples,
+                  None if ctx.get_parameter_source("max_new_tokens").name == "DEFAULT"
+                  else max_new_tokens, seed, on_unknown, stops, batch_size, attention_plot,
+                  as_json)
+        return
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
         if stream:

@@ -39,6 +39,8 @@ KIND_TABLE = (
     Kind("optimizer", "optimizers", "register_optimizers", "torch.optim:Optimizer"),
     Kind("schedule", "learning-rate schedules", "register_schedules", "callable"),
     Kind("logger", "event loggers", "register_loggers", "seqgen.loggers:Logger"),
+    Kind("attention", "attention mechanisms", "register_attentions",
+         "seqgen.attention:Attention"),
 )
 def _short(obj: Any) -> str:
     text = repr(obj)
@@ -64,6 +66,7 @@ class Component:
              optimizer: factory(params, **options) -> torch.optim.Optimizer
              schedule:  factory(*, steps_per_epoch, total_steps, **options) -> step -> factor
              logger:    factory(run_dir, **options) -> seqgen.Logger
+             attention: factory(query_size, memory_size, **options) -> seqgen.Attention
              Options that are themselves components (a slot marked "x-seqgen-kind" in the
              schema, e.g. a strategy's list of processors) arrive already built.
     schema:  JSON Schema (Draft 2020-12) of the options object, without "type"; seqgen

@@ -19,7 +19,7 @@ import statistics
 
 import torch
 
-from .data import Dataset, SequenceSet, TokenStream
+from .data import Dataset, PairSet, SequenceSet, TokenStream
 
 COVERAGE_AT = (10, 100, 1000)
 
@@ -31,7 +31,16 @@ def _ids(split) -> list[torch.Tensor]:
         return [split.ids]
     if isinstance(split, SequenceSet):
         return list(split.inputs)
+    if isinstance(split, PairSet):              # seq2seq: the targets, in `vocab`
+        return list(split.targets)
     return []
+
+
+def _lengths(pieces: list[torch.Tensor]) -> dict:
+    lengths = sorted(int(t.numel()) for t in pieces)
+    q1, median, q3 = statistics.quantiles(lengths, n=4) if len(lengths) > 1 else lengths * 3
+    return {"sequences": len(lengths), "min": lengths[0], "q1": q1, "median": median,
+            "q3": q3, "max": lengths[-1], "mean": round(statistics.fmean(lengths), 2)}
 
 
 def _shown(token: str) -> str:
@@ -64,12 +73,14 @@ def corpus_stats(dataset: Dataset, top: int = 10) -> dict:
     }
     if "characters" in dataset.info:
         stats["characters"] = dataset.info["characters"]
-    if isinstance(dataset.train, SequenceSet):
-        lengths = sorted(int(t.numel()) for t in pieces)
-        q1, median, q3 = statistics.quantiles(lengths, n=4) if len(lengths) > 1 else lengths * 3
-        stats["lengths"] = {"sequences": len(lengths), "min": lengths[0], "q1": q1,
-                            "median": median, "q3": q3, "max": lengths[-1],
-                            "mean": round(statistics.fmean(lengths), 2)}
+    if isinstance(dataset.train, (SequenceSet, PairSet)):
+        stats["lengths"] = _lengths(pieces)
+    if isinstance(dataset.train, PairSet):      # the sources' side of the pairs
+        sources = [t for split in (dataset.train, dataset.valid) if split is not None
+                   for t in split.sources]
+        stats["sources"] = {"vocabulary": len(dataset.input_vocab),
+                            "shared_vocabulary": dataset.source_vocab is None,
+                            "lengths": _lengths(sources)}
     return stats
 
 
@@ -88,6 +99,12 @@ def describe(stats: dict) -> str:
                                       for n, share in stats["coverage"].items())]
     if "lengths" in stats:
         n = stats["lengths"]
-        lines.append(f"lengths ({n['sequences']} sequences): min {n['min']}, q1 {n['q1']:g}, "
-                     f"median {n['median']:g}, q3 {n['q3']:g}, max {n['max']}, mean {n['mean']}")
+        lines.append(f"lengths ({n['sequences']} sequences{', targets' if 'sources' in stats else ''}"
+                     f"): min {n['min']}, q1 {n['q1']:g}, median {n['median']:g}, q3 "
+                     f"{n['q3']:g}, max {n['max']}, mean {n['mean']}")
+    if "sources" in stats:
+        n = stats["sources"]["lengths"]
+        lines.append(f"sources: vocabulary {stats['sources']['vocabulary']} tokens"
+                     f"{' (shared)' if stats['sources']['shared_vocabulary'] else ''}; lengths "
+                     f"min {n['min']}, median {n['median']:g}, max {n['max']}, mean {n['mean']}")
     return "\n".join(lines)

@@ -10,8 +10,8 @@ import torch
 
 from .vocab import Vocab
 
-Task = Literal["lm", "lines", "aligned"]
-TASKS = ("lm", "lines", "aligned")
+Task = Literal["lm", "lines", "aligned", "seq2seq"]
+TASKS = ("lm", "lines", "aligned", "seq2seq")
 CAUSAL_TASKS = ("lm", "lines")
 
 
@@ -50,8 +50,34 @@ class SequenceSet:
         return len(self.inputs)
 
 
-#: One split of a dataset: which of the two shapes says which samplers can batch it.
-Split = Union[TokenStream, SequenceSet]
+@dataclass
+class PairSet:
+    """A split of (source, target) pairs of any lengths: the "seq2seq" task (translation).
+
+    sources[i]: [S_i] integer ids in the dataset's `source_vocab`, S_i >= 1, no markers.
+    targets[i]: [T_i] integer ids in its `vocab`: the target's tokens then <eos>
+                (T_i >= 1). The decoder reads <bos> then targets[i][:-1] and must
+                predict targets[i] (`PairSet.decoder_inputs` makes that input).
+
+    bos_id: the target vocabulary's <bos> id, which the decoder's input starts with.
+    """
+
+    sources: list[torch.Tensor]  # each [S_i]
+    targets: list[torch.Tensor]  # each [T_i], ending in <eos>
+    bos_id: int
+    kind = "pairs"
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def decoder_inputs(self, i: int) -> torch.Tensor:
+        """What the decoder reads for pair i [T_i]: <bos>, then targets[i][:-1]."""
+        target = self.targets[i]
+        return torch.cat([torch.tensor([self.bos_id], dtype=target.dtype), target[:-1]])
+
+
+#: One split of a dataset: its shape says which samplers can batch it.
+Split = Union[TokenStream, SequenceSet, PairSet]
 
 
 @dataclass
@@ -77,10 +103,16 @@ class Dataset:
               "aligned": input -> target mapping of equal length (a SequenceSet); every
                          output may see the whole input, so bidirectional cells are
                          allowed; no free generation
+              "seq2seq": source -> target of any lengths (a PairSet) for an
+                         encoder-decoder model: `source_vocab` reads sources, `vocab`
+                         (with <bos>, <eos> and <pad>) targets; decoding is conditioned
+                         on a source
     train:  the training split, non-empty: a TokenStream for "lm", a SequenceSet else.
     valid:  the validation split, of the same shape, or None for none.
     source: where the data came from, for messages ("corpus.txt", "3 files").
     info:   anything worth printing (sizes, ...), JSON-able.
+    source_vocab: "seq2seq" only: the vocabulary of the sources, or None when sources
+            and targets share `vocab`.
 
     Data that cannot make a dataset (missing, undecodable, too small) raises
     `seqgen.DataError` saying what to change.
@@ -92,6 +124,12 @@ class Dataset:
     valid: Split | None = None
     source: str = ""                 # where the data came from, for messages
     info: dict = field(default_factory=dict)  # anything worth printing (sizes, ...)
+    source_vocab: Vocab | None = None        # seq2seq: the sources' own vocabulary
+
+    @property
+    def input_vocab(self) -> Vocab:
+        """The vocabulary the model's input (a seq2seq model's source) is read with."""
+        return self.source_vocab if self.source_vocab is not None else self.vocab
 
     @property
     def causal(self) -> bool:

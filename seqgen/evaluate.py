@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import Batch
-from .data import SequenceSet, Split, TokenStream
+from .data import PairSet, SequenceSet, Split, TokenStream
 from .distributed import World
 from .model import LanguageModel
 
@@ -53,6 +53,30 @@ def sequence_batches(split: SequenceSet, batch_size: int) -> Iterator[Batch]:
         yield Batch(x, y, lengths)
 
 
+def pair_batches(split: PairSet, batch_size: int) -> Iterator[Batch]:
+    """Padded seq2seq batches (source, <bos> + target, target) in source-length order."""
+    from torch.nn.utils.rnn import pad_sequence
+    order = sorted(range(len(split)), key=lambda i: (len(split.sources[i]), len(split.targets[i])))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        yield Batch(pad_sequence([split.decoder_inputs(i) for i in idx]).long(),
+                    pad_sequence([split.targets[i] for i in idx]).long(),
+                    torch.tensor([len(split.targets[i]) for i in idx]),
+                    pad_sequence([split.sources[i] for i in idx]).long(),
+                    torch.tensor([len(split.sources[i]) for i in idx]))
+
+
+def batch_logits(model, batch: Batch) -> torch.Tensor:
+    """Teacher-forced logits [T, B, V] of a padded batch from a fresh state (a seq2seq
+    batch: from its source's encoding)."""
+    state = None if batch.source is None else model.encode(batch.source, batch.source_lengths)
+    return model(batch.inputs, state, batch.lengths)[0]
+
+
+def padded_batches(split: SequenceSet | PairSet, batch_size: int) -> Iterator[Batch]:
+    return (pair_batches if isinstance(split, PairSet) else sequence_batches)(split, batch_size)
+
+
 @torch.no_grad()
 def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
              chunk: int = 256, world: World = World()) -> float:
@@ -77,11 +101,11 @@ def mean_nll(model: LanguageModel, split: Split, device, max_rows: int = 16,
                 total += float(token_nll(logits, batch).sum())
                 count += batch.num_tokens
         else:
-            for index, batch in enumerate(sequence_batches(split, 64)):
+            for index, batch in enumerate(padded_batches(split, 64)):
                 if index % world.size != world.rank:
                     continue
                 batch = batch.to(device)
-                logits, _ = model(batch.inputs, None, batch.lengths)
+                logits = batch_logits(model, batch)
                 total += float(token_nll(logits, batch).sum())
                 count += batch.num_tokens
     finally:

@@ -65,6 +65,20 @@ class Sample:
         return {**asdict(self), "perplexity": self.perplexity}
 
 
+@dataclass
+class Translation(Sample):
+    """One translation (LoadedModel.translate): a Sample whose prompt is the source.
+
+    prompt: the source. text: its translation. strategy, logprobs, score, distinct_1,
+    distinct_2: as a Sample's. With attention=True: attention [T][S], the decoder's
+    weights over the source at each output step (rows: target_tokens, the generated
+    tokens, the <eos> that ended it included; columns: source_tokens, the source's tokens);
+    seqgen.write_attention_heatmap draws them. None otherwise."""
+    attention: list[list[float]] | None = None
+    source_tokens: list[str] | None = None
+    target_tokens: list[str] | None = None
+
+
 def start_token(vocab: Vocab) -> int:
     """What an empty prompt is primed with: <bos>, else a newline, else a space."""
     for token in ("<bos>", "\n", " "):
@@ -87,44 +101,64 @@ def _ignore(message: str) -> None:
 
 class TextGenerator:
     """A loaded model and its vocabulary; safe to share between threads (it is never
-    mutated: every call uses its own torch.Generator)."""
+    mutated: every call uses its own torch.Generator).
 
-    def __init__(self, model: LanguageModel, vocab: Vocab, task: str = "lm"):
+    For a seq2seq model (task "seq2seq") the prompts are sources, read with
+    `source_vocab` (None: the shared `vocab`): each row starts from its source's encoding
+    and <bos>, and every strategy decodes the target exactly as it continues a prompt."""
+
+    def __init__(self, model: LanguageModel, vocab: Vocab, task: str = "lm",
+                 source_vocab: Vocab | None = None):
         self.model = model.eval()
         self.vocab = vocab
         self.task = task
+        self.source_vocab = source_vocab
+
+    @property
+    def input_vocab(self) -> Vocab:
+        """What prompts (a seq2seq model's sources) are read with."""
+        return self.source_vocab if self.source_vocab is not None else self.vocab
+
+    @property
+    def decodes(self) -> bool:
+        """Whether the model writes text token by token (lm, lines, seq2seq), rather than
+        mapping each input position to an output (aligned)."""
+        return self.task in CAUSAL_TASKS or self.task == "seq2seq"
 
     # -- public -----------------------------------------------------------------------------
     def generate(self, prompts: list[str], strategy: Strategy, max_new_tokens: int = 100,
                  num_samples: int = 1, seed: int = 0, on_unknown: str = "error",
                  name: str | None = None, *, stop: Iterable[str] | str = (),
-                 warn: Warn | None = None) -> list[Sample]:
+                 warn: Warn | None = None, token_ids: list | None = None) -> list[Sample]:
         """num_samples samples for each prompt, all in one batch, prompt by prompt.
 
         stop: strings that end a row (its text is cut before the stop). warn: called with
-        each note about options that have no effect (default: ignored).
+        each note about options that have no effect (default: ignored). token_ids: a list
+        that receives each sample's generated ids, in sample order, up to and including
+        the one that ended it (<eos>, or a stop string's last token) when one did.
         """
         name, warn = name or strategy.describe(), warn or _ignore
-        if self.task not in CAUSAL_TASKS:
+        if not self.decodes:
             for note in self.mapping_notes(strategy, num_samples, stop):
                 warn(note)
             return self.map(prompts, on_unknown)
         samples = self._generate(prompts, strategy, max_new_tokens, num_samples, seed,
-                                 on_unknown, name, stop, warn)
+                                 on_unknown, name, stop, warn,
+                                 token_ids if token_ids is not None else [])
         for s in samples:
             tokens = self.vocab.split(s.text)
             s.distinct_1, s.distinct_2 = distinct_n(tokens, 1), distinct_n(tokens, 2)
         return samples
 
     def _generate(self, prompts, strategy, max_new_tokens, num_samples, seed, on_unknown,
-                  name, stop, warn) -> list[Sample]:
+                  name, stop, warn, token_ids: list) -> list[Sample]:
         stops = check_stops(stop)
         encoded = self.encode_prompts(prompts, on_unknown)
         for note in self.notes(strategy, num_samples):
             warn(note)
         if strategy.search is not None:
             return self._search(prompts, encoded, strategy, max_new_tokens, num_samples, seed,
-                                on_unknown, stops, warn, name)
+                                on_unknown, stops, warn, name, token_ids)
         rows = [ids for ids in encoded for _ in range(num_samples)]
         texts = [RowText(self.vocab, stops) for _ in rows] if stops else None
         tokens, logps = [], []
@@ -136,6 +170,7 @@ class TextGenerator:
         samples = []
         for row, (toks, lps) in enumerate(zip(tokens, logps)):
             text, kept, used = texts[row].final() if texts else finish(self.vocab, toks, ())
+            token_ids.append(toks[:used])
             samples.append(Sample(prompts[row // num_samples], text, name, lps[:kept],
                                   sum(lps[:used])))
         return samples
@@ -147,7 +182,7 @@ class TextGenerator:
         what `generate([prompt], ...)` gives with the same seed. Text that may still turn
         out to start a stop string is held back until it cannot. Strategies with their
         own search yield their text once, at the end. Errors and notes come at once."""
-        if self.task not in CAUSAL_TASKS or strategy.search is not None:
+        if not self.decodes or strategy.search is not None:
             sample = self.generate([prompt], strategy, max_new_tokens, 1, seed, on_unknown,
                                    stop=stop, warn=warn)[0]
             return iter([sample.text] if sample.text else [])
@@ -183,14 +218,22 @@ class TextGenerator:
 
     def encode_prompts(self, prompts: list[str], on_unknown: str) -> list[torch.Tensor]:
         """Each prompt's ids [T_i] int64 (errors name the prompt, tokens and positions)."""
+        what = "source" if self.task == "seq2seq" else "prompt"
         if not prompts:
-            raise GenerationError("no prompts to continue (give at least one, \"\" is fine)")
+            raise GenerationError("no sources to translate (give at least one)" if what == "source"
+                                  else "no prompts to continue (give at least one, \"\" is fine)")
         encoded = []
         for i, prompt in enumerate(prompts):
             try:
-                encoded.append(self.vocab.encode(prompt, on_unknown=on_unknown).long())
+                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown).long()
             except GenerationError as e:
-                raise GenerationError(f"prompt {i + 1} ({prompt!r}): {e}") from None
+                detail = (str(e) if what == "prompt" or self.source_vocab is None
+                          else str(e).replace("the vocabulary", "the source vocabulary"))
+                raise GenerationError(f"{what} {i + 1} ({prompt!r}): {detail}") from None
+            if what == "source" and ids.numel() == 0:
+                raise GenerationError(f"source {i + 1} ({prompt!r}) has no tokens: the "
+                                      f"encoder needs at least one")
+            encoded.append(ids)
         return encoded
 
     def prompt_problems(self, prompts: list[str], on_unknown: str) -> list[tuple[int | None, str]]:
@@ -198,12 +241,15 @@ class TextGenerator:
         run checks its prompts before training): (index, problem) for a prompt holding
         tokens outside the vocabulary (on_unknown "error", or "unk" without <unk>) or
         empty where the vocabulary has no start token; (None, problem) for no prompts."""
-        if self.task in CAUSAL_TASKS and not prompts:
-            return [(None, "no prompts to continue (give at least one, \"\" is fine)")]
+        if self.decodes and not prompts:
+            return [(None, "no prompts to continue (give at least one, \"\" is fine)"
+                     if self.task != "seq2seq" else "no sources to translate")]
         problems = []
         for i, prompt in enumerate(prompts):
             try:
-                ids = self.vocab.encode(prompt, on_unknown=on_unknown)
+                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown)
+                if self.task == "seq2seq" and ids.numel() == 0:
+                    problems.append((i, "has no tokens: the encoder needs at least one"))
                 if self.task in CAUSAL_TASKS and (ids.numel() == 0 or self.task == "lines"
                                                   and self.vocab.bos_id is not None):
                     start_token(self.vocab)
@@ -232,6 +278,8 @@ class TextGenerator:
 
         An empty prompt, and every prompt of a "lines" model with <bos>, starts with the
         start token, as the model saw in training."""
+        if self.task == "seq2seq":
+            return self._prime_source(encoded)
         always = self.task == "lines" and self.vocab.bos_id is not None
         rows = [torch.cat([torch.tensor([start_token(self.vocab)]), ids])
                 if always or ids.numel() == 0 else ids for ids in encoded]
@@ -241,6 +289,17 @@ class TextGenerator:
         same = bool((lengths == lengths[0]).all())
         logits, state = self.model(ids, None, None if same else lengths)     # [Tp, B, V]
         return logits[(lengths - 1).to(device), torch.arange(len(rows), device=device)], state
+
+    def _prime_source(self, encoded: list[torch.Tensor]) -> tuple[torch.Tensor, State]:
+        """Seq2seq: encode every source in one call, then feed <bos> -> (logits of the
+        first target token [B, V], state)."""
+        device = next(self.model.parameters()).device
+        lengths = torch.tensor([len(r) for r in encoded])                    # [B]
+        source = torch.nn.utils.rnn.pad_sequence(encoded).to(device)         # [S, B]
+        state = self.model.encode(source, lengths)
+        bos = torch.full((1, len(encoded)), self.vocab.bos_id, dtype=torch.long, device=device)
+        logits, state = self.model(bos, state)                               # [1, B, V]
+        return logits[0], state
 
     @torch.inference_mode()
     def _steps(self, rows: list[torch.Tensor], strategy: Strategy, max_new_tokens: int,
@@ -255,8 +314,8 @@ class TextGenerator:
         history = None
         if strategy.needs_history:  # seen [B, V]: which tokens each row's prompt and output hold
             history = History(torch.zeros(logits.shape, dtype=torch.bool, device=device))
-            for row, ids in enumerate(rows):
-                history.seen[row, ids.to(device)] = True
+            for row, ids in enumerate(rows if self.task != "seq2seq" else ()):  # sources:
+                history.seen[row, ids.to(device)] = True          # another vocabulary
         eos = self.vocab.eos_id
         done = torch.zeros(len(rows), dtype=torch.bool, device=device)
         for t in range(max_new_tokens):
@@ -291,7 +350,7 @@ class TextGenerator:
 
     @torch.inference_mode()
     def _search(self, prompts, encoded, strategy, max_new_tokens, num_samples, seed,
-                on_unknown, stops, warn, name) -> list[Sample]:
+                on_unknown, stops, warn, name, token_ids: list) -> list[Sample]:
         logits, state = self._prime(encoded)
         generator = torch.Generator(device=logits.device).manual_seed(seed)
         decoding = Decoding(self.model, self.vocab, logits, state, num_samples=num_samples,
@@ -305,6 +364,7 @@ class TextGenerator:
         samples = []
         for prompt, hypotheses in zip(prompts, found):
             for h in hypotheses:
-                text, kept, _ = finish(self.vocab, h.tokens, stops)
+                text, kept, used = finish(self.vocab, h.tokens, stops)
+                token_ids.append(list(h.tokens[:used]))
                 samples.append(Sample(prompt, text, name, h.logprobs[:kept], h.score))
         return samples

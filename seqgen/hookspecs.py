@@ -132,6 +132,17 @@ def register_loggers(register):
 
 
 @hookspec
+def register_attentions(register):
+    """Register attention mechanisms for encoder-decoder models.
+
+    Called once per session while its registry is built. `factory(query_size,
+    memory_size, **options)` must return a `seqgen.Attention` (see its docstring;
+    `seqgen.testing.check_attention` checks it). No extras. Every implementation is
+    called; return value ignored.
+    """
+
+
+@hookspec
 def register_presets(register):
     """Register presets: named, complete specs that `seqgen run NAME` runs and a spec's
     `"extends": NAME` starts from.

@@ -33,7 +33,7 @@ from . import checkpoint as ckpt
 from .data import TokenStream
 from .errors import CheckpointError, GenerationError, SeqgenError, UnknownComponentError
 from .evaluate import mean_nll, perplexity, stream_chunks, token_nll
-from .generate import Sample, TextGenerator
+from .generate import Sample, TextGenerator, Translation
 from .strategy import GenerationWarning, Strategy
 from .missing import believable, missing_message
 from .budget import check_generation
@@ -82,6 +82,9 @@ class LoadedModel:
     generate(prompts, strategy, max_new_tokens, num_samples, seed, on_unknown, stop=...)
         -> list[Sample]: num_samples per prompt, in prompt order; each has .text (the
         continuation), .logprobs (per token), .score and .perplexity.
+    translate(sources, strategy, max_new_tokens, n_best, seed, on_unknown, attention=False)
+        -> list[Translation] (encoder-decoder models): n_best per source, all decoded as
+        one batch; with attention=True each holds its weights over the source.
     stream(prompt, strategy, max_new_tokens, seed, on_unknown, stop=...) -> iterator of
         text pieces; "".join(pieces) == generate(prompt, ...)[0].text for the same seed.
     astream(same arguments) -> async iterator of the same pieces, for asyncio code: each
@@ -126,17 +129,17 @@ class LoadedModel:
         """Rebuild the model a checkpoint holds. Only the plugins of its model (the cell)
         are needed: the dataset, sampler and strategies it was trained with are not."""
         c = ckpt.load(path)      # its task and the shape of its spec are checked there
-        cell = c.spec["model"].get("cell")
-        name = cell.get("type") if isinstance(cell, dict) else None
         components = believable(c.components)
-        if isinstance(name, str) and not session.registry.has("cell", name):
-            raise CheckpointError(f"{path}: {missing_message(session, components, 'cell', name)}")
+        for kind, name in model_components(c.spec["model"]):
+            if not session.registry.has(kind, name):
+                raise CheckpointError(f"{path}: {missing_message(session, components, kind, name)}")
         try:   # the stored model section is re-checked like any spec
             spec = {**c.spec, "model": resolve_model(c.spec["model"], session.registry)}
         except SeqgenError as e:
             raise CheckpointError(f"{path}: the spec stored in the checkpoint cannot be used: "
                                   f"{e}") from e
-        model = session.build_model(spec, len(c.vocab))
+        model = session.build_model(spec, len(c.vocab), None if c.source_vocab is None
+                                    else len(c.source_vocab))
         try:
             model.load_state_dict(c.group("model"))
         except RuntimeError as e:
@@ -145,14 +148,14 @@ class LoadedModel:
         generate = c.spec.get("generate")
         unk_text = generate.get("unk_text") if isinstance(generate, dict) else None
         vocab = c.vocab.showing_unk_as(unk_text) if isinstance(unk_text, str) else c.vocab
-        return cls(session, TextGenerator(model, vocab, c.task), spec,
+        return cls(session, TextGenerator(model, vocab, c.task, c.source_vocab), spec,
                    ckpt.resolve_path(path), components)
 
     def showing_unk_as(self, text: str) -> "LoadedModel":
         """The same model (weights shared), its generated <unk> reading as `text` (the
         run's generate.unk_text, "<unk>" unless set; "" drops it)."""
         generator = TextGenerator(self.model, self.vocab.showing_unk_as(text),
-                                  self.generator.task)
+                                  self.generator.task, self.generator.source_vocab)
         return LoadedModel(self.session, generator, self.spec, self.path, self.components)
 
     def strategy(self, strategy: dict | str | Strategy) -> Strategy:
@@ -185,6 +188,62 @@ class LoadedModel:
         return self.generator.generate(args["prompts"], chosen, args["max_new_tokens"],
                                        args["num_samples"], args["seed"], on_unknown, stop=stop,
                                        warn=warn_user(sys._getframe(1)))
+
+    def translate(self, sources: list[str] | str, strategy: dict | str | Strategy = "greedy",
+                  max_new_tokens: int | None = None, n_best: int = 1, seed: int = 0,
+                  on_unknown: str = "error", *, stop: list[str] | str = (),
+                  attention: bool = False) -> list[Translation]:
+        """Translate each source with an encoder-decoder model: n_best Translations per
+        source, in order (n_best > 1 takes a strategy that finds several, e.g. beam
+        search with width >= n_best, or a sampling one). All sources decode as one batch.
+
+        max_new_tokens: the longest translation (None: twice the longest source plus 10
+        tokens). stop: strings that end a translation (cut before them). attention=True
+        also gives each Translation its attention weights over the source (read again
+        with its tokens fed in, so any strategy can show them). on_unknown: source tokens
+        outside the source vocabulary ("error", "skip", "unk")."""
+        if self.generator.task != "seq2seq":
+            raise GenerationError(f"translate needs an encoder-decoder model; this one is a "
+                                  f"{self.generator.task!r} model: use generate")
+        if isinstance(sources, str):
+            sources = [sources]
+        elif not isinstance(sources, (list, tuple)):
+            raise GenerationError(f"sources must be a string or a list of strings, not "
+                                  f"{type(sources).__name__}")
+        if max_new_tokens is None:
+            longest = max((len(self.generator.input_vocab.split(x)) for x in sources
+                           if isinstance(x, str)), default=0)
+            max_new_tokens = 2 * longest + 10
+        args = check_arguments(prompts=list(sources), max_new_tokens=max_new_tokens,
+                               num_samples=n_best, seed=seed, on_unknown=on_unknown)
+        chosen = self.strategy(strategy)
+        check_generation(self.model, len(self.vocab), args["prompts"], args["num_samples"],
+                         args["max_new_tokens"], chosen)
+        ids: list[list[int]] = []
+        samples = self.generator.generate(args["prompts"], chosen, args["max_new_tokens"],
+                                          args["num_samples"], args["seed"], on_unknown,
+                                          stop=stop, warn=warn_user(sys._getframe(1)),
+                                          token_ids=ids)
+        found = [Translation(**vars(s)) for s in samples]
+        if attention:
+            self._attend(found, ids, on_unknown)
+        return found
+
+    @torch.no_grad()
+    def _attend(self, found: list[Translation], ids: list[list[int]], on_unknown: str) -> None:
+        """Fill each translation's attention weights: its source encoded, <bos> and its
+        generated tokens fed in, each step's weights kept (one row per generated token,
+        the one that ended it included)."""
+        source_vocab, vocab = self.generator.input_vocab, self.vocab
+        device = next(self.model.parameters()).device
+        for t, output in zip(found, ids):
+            source = source_vocab.encode(t.prompt, on_unknown=on_unknown).long()
+            inputs = torch.tensor([vocab.bos_id] + output[:-1], device=device)    # [T]
+            state = self.model.encode(source.to(device).unsqueeze(1))
+            weights = self.model.attention_weights(state, inputs.unsqueeze(1))   # [T, 1, S]
+            t.attention = weights[:, 0].float().cpu().tolist() if output else []
+            t.source_tokens = [source_vocab.tokens[i] for i in source.tolist()]
+            t.target_tokens = [vocab.tokens[i] for i in output]
 
     def stream(self, prompt: str = "", strategy: dict | str | Strategy = "greedy",
                max_new_tokens: int = 100, seed: int = 0, on_unknown: str = "error", *,
@@ -245,6 +304,10 @@ class LoadedModel:
         gives each one's log-probability in .token_logprobs. For the log-probabilities
         of a continuation given a prompt, use the teacher-forcing strategy with a
         reference: generate(prompt, {"type": "teacher-forcing", "reference": text})."""
+        if self.generator.task == "seq2seq":
+            raise GenerationError("score reads a language model over a text; this is an "
+                                  "encoder-decoder model: use translate (its Samples carry "
+                                  "each token's log-probability)")
         ids = self.vocab.encode(text, on_unknown=on_unknown)
         if ids.numel() < 2:
             raise CheckpointError("scoring needs at least two tokens of text")
@@ -267,7 +330,9 @@ class LoadedModel:
         if self.generator.task not in CAUSAL_TASKS:
             raise GenerationError(
                 f"inspect reads a language model over a text; this model maps inputs to "
-                f"outputs (task {self.generator.task!r}): use generate")
+                f"outputs (task {self.generator.task!r}): use "
+                + ("translate(..., attention=True) to see what it reads"
+                   if self.generator.task == "seq2seq" else "generate"))
         if not isinstance(text, str):
             raise GenerationError(f"text must be a string, not {type(text).__name__}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -288,6 +353,18 @@ class LoadedModel:
                 f"values are written, so inspect at most {MAX_VALUES // per_token} tokens "
                 f"with it")
         return inspection
+
+
+def model_components(model: dict) -> list[tuple[str, str]]:
+    """(kind, name) of every plugin component a stored model section names."""
+    def named(kind: str, obj) -> list[tuple[str, str]]:
+        name = obj.get("type") if isinstance(obj, dict) else None
+        return [(kind, name)] if isinstance(name, str) else []
+    if model.get("type") != "seq2seq":
+        return named("cell", model.get("cell"))
+    parts = [model.get(k) if isinstance(model.get(k), dict) else {} for k in ("encoder", "decoder")]
+    return [c for part in parts for c in named("cell", part.get("cell"))] + named(
+        "attention", model.get("attention"))
 
 
 @torch.no_grad()

@@ -62,6 +62,11 @@ class LanguageModel(nn.Module):
     def initial_state(self, batch_size: int, device=None) -> State:
         return self.cell.initial_state(batch_size, device)
 
+    @property
+    def explicit_randomness(self) -> bool:
+        """True when training draws random numbers only through seqgen.dropout."""
+        return bool(getattr(self.cell, "explicit_randomness", False))
+
     def stepper(self, state: State) -> "TokenStepper":
         """One token per row per call from `state` on, through the cell's own stepper."""
         return TokenStepper(self, state)

@@ -58,6 +58,7 @@ DEFAULT_PLUGINS = (
     "seqgen_plugins.optimizers",
     "seqgen_plugins.schedules",
     "seqgen_plugins.loggers",
+    "seqgen_plugins.attentions",
     "seqgen_plugins.presets",
 )
 HOOK_NAMES = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "seqgen_spec"))

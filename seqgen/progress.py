@@ -118,8 +118,10 @@ class Printer:
 
     def on_eval(self, d):
         mark = " *" if d.get("best") else ""
+        extra = "".join(f", {label} {d[key]:{form}}" for key, label, form in TRANSLATION_METRICS
+                        if isinstance(d.get(key), float))           # seq2seq runs
         self.echo(f"  step {d['step']}: valid loss {d['valid_loss']:.4f}, ppl "
-                  f"{ppl_text(d['valid_perplexity'], 3)}{mark}")
+                  f"{ppl_text(d['valid_perplexity'], 3)}{extra}{mark}")
 
     def on_early_stop(self, d):
         self.echo(f"early stopping at step {d['step']}: no better validation loss in "
@@ -140,6 +142,9 @@ class Printer:
         self.echo(f"plot: {d['path']}")
 
 
+# An evaluation's translation metrics (seqgen/translation_eval.py), as printed.
+TRANSLATION_METRICS = (("valid_token_accuracy", "token acc", ".3f"),
+                       ("valid_exact_match", "exact", ".3f"), ("valid_bleu", "BLEU", ".1f"))
 PPL_SHOWN = 1e6      # above it, "> 1e6" (a diverging run's perplexity has 300 digits)
 
 

@@ -62,7 +62,7 @@ def write_report(session: "Session", out: Path, manifest: dict) -> Report:
         if (run_dir / ckpt.LAST_FILE).is_file():
             model = session.load(run_dir)
             row.update(summary(run_dir, model, manifest["sample_tokens"]))
-            sections.append(decoding_section(entry["name"], model))
+            sections.append(decoding_section(entry["name"], model, prompts_of(run_dir, model)))
         else:
             row["stopped"] = "not started"
         rows.append({key: row.get(key) for key in ["variant", *fields, *(c[0] for c in COLUMNS)]})
@@ -91,13 +91,27 @@ DECODING_NOTES = ("Each variant's generate.strategies on each prompt, from its b
                   "near 0.")
 
 
+def prompts_of(run_dir: Path, model: "LoadedModel") -> list[str]:
+    """What a run's samples continue: its spec's prompts; for a seq2seq run given none,
+    the sources it translated (the runner picks them from its data: samples.json)."""
+    from .runner import SAMPLES_FILE
+    prompts = model.spec["generate"]["prompts"] or [""]
+    if model.generator.task != "seq2seq" or prompts != [""]:
+        return prompts
+    saved = run_dir / SAMPLES_FILE
+    found = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else []
+    return list(dict.fromkeys(s["prompt"] for s in found)) or prompts
+
+
 def summary(run_dir: Path, model: "LoadedModel", sample_tokens: int) -> dict:
     progress = ckpt.load(run_dir / ckpt.LAST_FILE).state["trainer"]["progress"]
     valid = [h["valid_perplexity"] for h in progress["history"] if h["event"] == "eval"]
     gen = model.spec["generate"]
-    prompt = (gen["prompts"] or [""])[0]
+    prompt = prompts_of(run_dir, model)[0]
     sample = model.generate(prompt, "greedy", sample_tokens, 1, model.spec["seed"],
                             gen["on_unknown"])[0]
+    shown = (f"{prompt} -> {sample.text}" if model.generator.task == "seq2seq"
+             else prompt + sample.text)
     return {"parameters": model.model.num_parameters(), "steps": progress["step"],
             "stopped": progress["stopped"] or "incomplete",
             "valid_ppl_final": valid[-1] if valid else None,
@@ -105,15 +119,15 @@ def summary(run_dir: Path, model: "LoadedModel", sample_tokens: int) -> dict:
             "tokens_per_second": progress["tokens"] / progress["seconds"]
             if progress["seconds"] else None,
             "train_seconds": progress["seconds"], "sample_distinct_2": sample.distinct_2,
-            "sample": prompt + sample.text}
+            "sample": shown}
 
 
-def decoding_section(name: str, model: "LoadedModel") -> str:
+def decoding_section(name: str, model: "LoadedModel", prompts: list[str]) -> str:
     spec, gen = model.spec, model.spec["generate"]
     lines = [f"## {name}", "", "| prompt | strategy | ppl | d-1 | d-2 | sample |",
              "| --- | --- | --- | --- | --- | --- |"]
     for options in gen["strategies"]:
-        for s in model.generate(gen["prompts"] or [""], options, gen["max_new_tokens"],
+        for s in model.generate(prompts, options, gen["max_new_tokens"],
                                 gen["num_samples"], spec["seed"], gen["on_unknown"]):
             ppl = (math.exp(-sum(s.logprobs) / len(s.logprobs)) if s.logprobs else None)
             d1, d2 = (("-" if d is None else f"{d:.2f}") for d in (s.distinct_1, s.distinct_2))

@@ -49,7 +49,7 @@ from .interrupt import StopRequest
 from .log import log_event
 from .loggers import Logger
 from .lock import RunLock
-from .spec import bidirectional_problem, spec_text
+from .spec import bidirectional_problem, model_task_problem, spec_text
 from .train import Progress, Trainer
 
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 SPEC_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE = ("spec.json", "metrics.jsonl",
                                                     "samples.json", "plot.png")
 VOCAB_FILE = "vocab.json"
+SOURCE_VOCAB_FILE = "source_vocab.json"   # seq2seq with separate source and target vocabularies
+
+# A seq2seq run given no prompts translates this many sources of its data at the end.
+DEFAULT_SOURCES = 4
 
 
 @dataclass
@@ -100,7 +104,9 @@ class Run:
         with self._first_on_rank0():   # the others then find its token cache in place
             self.dataset: Dataset = session.build("dataset", spec["dataset"])
         check_dataset(self.dataset, spec)
-        self.model = session.build_model(spec, len(self.dataset.vocab)).to(self.device)
+        source_vocab = self.dataset.source_vocab      # seq2seq with separate vocabularies
+        sizes = [len(v) for v in (self.dataset.vocab, source_vocab) if v is not None]
+        self.model = session.build_model(spec, *sizes).to(self.device)
         self.best_weights: dict | None = None       # save=False: the best model, in memory
         self.saving = False                          # create/restore/restart: True
         self.sampler = session.build("sampler", spec["sampler"], self.dataset.train,
@@ -110,7 +116,9 @@ class Run:
         self.gen_strategies = [session.build("strategy", s) for s in spec["generate"]["strategies"]]
         self.generator = TextGenerator(   # generate.unk_text: how <unk> reads in samples
             self.model, self.dataset.vocab.showing_unk_as(spec["generate"]["unk_text"]),
-            self.dataset.task)
+            self.dataset.task, source_vocab)
+        self.prompts = (default_sources(self.dataset) if self.dataset.task == "seq2seq"
+                        and spec["generate"]["prompts"] == [""] else spec["generate"]["prompts"])
         self.components = session.components_of(spec)   # recorded in every checkpoint
         self._check_prompts()                      # now, not after hours of training
         self.run_dir: Path | None = None
@@ -120,7 +128,23 @@ class Run:
                                          spec["train"], self.device, spec["seed"],
                                          valid=self.dataset.valid, emit=self._record,
                                          on_epoch=self._show_samples, save=self._save,
-                                         stop=stop, precision=precision, world=world)
+                                         stop=stop, precision=precision, world=world,
+                                         scorer=self._translation_scorer())
+
+    def _translation_scorer(self):
+        """Seq2seq runs with a validation split: BLEU and the rest at every evaluation."""
+        if self.dataset.task != "seq2seq" or not self.dataset.valid:
+            return None
+        from .bleu import bleu_available
+        from .translation_eval import TranslationScorer
+        options = self.spec["train"]["eval_decoding"]
+        if options["max_examples"] and not bleu_available():
+            self.notes.append("validation reports no valid_bleu: corpus BLEU needs sacrebleu "
+                              "(pip install 'seqgen[bleu]')")
+        return TranslationScorer(self.generator, self.dataset.valid,
+                                 self.session.build("strategy", options["strategy"]),
+                                 self.device, options["max_examples"],
+                                 options["max_new_tokens"], self.spec["seed"])
 
     @contextlib.contextmanager
     def _first_on_rank0(self):
@@ -147,8 +171,11 @@ class Run:
                              f"--resume"])
         self._open_loggers()
         write_text(self.run_dir / SPEC_FILE, spec_text(self.spec))
-        write_text(self.run_dir / VOCAB_FILE, json.dumps(self.dataset.vocab.to_dict(), indent=1,
-                                                         ensure_ascii=False) + "\n")
+        for name, vocab in ((VOCAB_FILE, self.dataset.vocab),
+                            (SOURCE_VOCAB_FILE, self.dataset.source_vocab)):
+            if vocab is not None:
+                write_text(self.run_dir / name, json.dumps(vocab.to_dict(), indent=1,
+                                                           ensure_ascii=False) + "\n")
 
     def release(self) -> None:
         """Close the loggers if execute() did not, and unlock the run directory (the
@@ -180,9 +207,14 @@ class Run:
             self.run_dir = run_dir
             remove_temp_files(run_dir)        # a killed writer's; the caller holds the lock
         c = ckpt.load(run_dir / ckpt.LAST_FILE)
-        if (difference := c.vocab.difference(self.dataset.vocab)) is not None:
-            raise CheckpointError(f"{run_dir}: the data's vocabulary differs from the "
-                                  f"checkpoint's: {difference}")
+        for what, saved, data in (("vocabulary", c.vocab, self.dataset.vocab),
+                                  ("source vocabulary", c.source_vocab, self.dataset.source_vocab)):
+            difference = (None if saved is None and data is None else
+                          "one of them has none" if saved is None or data is None else
+                          saved.difference(data))
+            if difference is not None:
+                raise CheckpointError(f"{run_dir}: the data's {what} differs from the "
+                                      f"checkpoint's: {difference}")
         try:
             self.model.load_state_dict(c.group("model"))
         except RuntimeError as e:
@@ -256,8 +288,8 @@ class Run:
             path = (self.run_dir / ckpt.LAST_FILE if kind == "last" else
                     self.run_dir / "checkpoints" / f"epoch-{trainer.progress.epoch:04d}.safetensors")
         ckpt.save(path, ckpt.Checkpoint(self.spec, self.dataset.vocab, self.dataset.task,
-                                        tensors, state,
-                                        components=self.components))
+                                        tensors, state, components=self.components,
+                                        source_vocab=self.dataset.source_vocab))
         trainer.emit(Event("checkpoint", {"kind": kind, "path": str(path),
                                           "step": trainer.progress.step}))
 
@@ -290,26 +322,32 @@ class Run:
 
     def _show_samples(self, epoch: int) -> None:
         every, gen = self.spec["train"]["sample_every"], self.spec["generate"]
-        if not every or epoch % every or not gen["prompts"] or not self.world.main:
+        if not every or epoch % every or not self.prompts or not self.world.main:
             return
         strategy = self.gen_strategies[0] if self.gen_strategies else self.session.strategy("greedy")
         self.model.eval()                          # no dropout while sampling
-        for s in self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"], 1,
+        for s in self.generator.generate(self.prompts, strategy, gen["max_new_tokens"], 1,
                                          self.spec["seed"], gen["on_unknown"], stop=gen["stop"]):
             self.emit(Event("sample", {"epoch": epoch, "prompt": s.prompt,
-                                       "text": self.dataset.vocab.continuation(s.prompt, s.text)}))
+                                       "text": self._shown(s)}))
         self.model.train()
+
+    def _shown(self, sample: Sample) -> str:
+        """A sample's text as printed after its prompt (a translation stands alone)."""
+        if self.dataset.task == "seq2seq":
+            return sample.text
+        return self.dataset.vocab.continuation(sample.prompt, sample.text)
 
     def _check_prompts(self) -> None:
         """The prompts generation will use (at the end, and every train.sample_every
         epochs) must fit the data's vocabulary: refuse them before anything is written."""
         gen = self.spec["generate"]
-        if not (gen["strategies"] or self.spec["train"]["sample_every"] and gen["prompts"]):
+        if not (gen["strategies"] or self.spec["train"]["sample_every"] and self.prompts):
             return                                 # nothing will generate from them
-        problems = self.generator.prompt_problems(gen["prompts"], gen["on_unknown"])
+        problems = self.generator.prompt_problems(self.prompts, gen["on_unknown"])
         if problems:
             raise SpecError([f"$.generate.prompts: {p}" if i is None else
-                             f"$.generate.prompts[{i}] ({gen['prompts'][i]!r}): {p}"
+                             f"$.generate.prompts[{i}] ({self.prompts[i]!r}): {p}"
                              for i, p in problems])
 
     # -- running ------------------------------------------------------------------------------
@@ -383,14 +421,13 @@ class Run:
         for i, strategy in enumerate(self.gen_strategies):
             def warn(message: str, i: int = i) -> None:
                 self.emit(Event("warning", {"message": f"$.generate.strategies[{i}]: {message}"}))
-            samples += self.generator.generate(gen["prompts"], strategy, gen["max_new_tokens"],
+            samples += self.generator.generate(self.prompts, strategy, gen["max_new_tokens"],
                                                gen["num_samples"], self.spec["seed"],
                                                gen["on_unknown"], stop=gen["stop"], warn=warn)
         for s in samples:
             self.emit(Event("generated", {"strategy": s.strategy, "prompt": s.prompt,
-                                          "aligned": self.dataset.task == "aligned",
-                                          "text": self.dataset.vocab.continuation(s.prompt,
-                                                                                  s.text)}))
+                                          "aligned": self.dataset.task in ("aligned", "seq2seq"),
+                                          "text": self._shown(s)}))
         if self.run_dir is not None:
             write_text(self.run_dir / SAMPLES_FILE, json.dumps(
                 [s.to_dict() for s in samples], indent=2, ensure_ascii=False) + "\n")
@@ -458,7 +495,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def default_sources(dataset: Dataset) -> list[str]:
+    """What a seq2seq run translates when the spec names no sources: the first few of
+    its validation split (else of its training split), as text."""
+    split = dataset.valid if dataset.valid is not None and len(dataset.valid) else dataset.train
+    vocab = dataset.input_vocab
+    return [vocab.decode(split.sources[i].tolist()) for i in range(min(DEFAULT_SOURCES, len(split)))]
+
+
 def check_dataset(dataset: Dataset, spec: dict) -> None:
     """Rules validation could not check before the dataset existed."""
-    if (problem := bidirectional_problem(spec, dataset.task)) is not None:
-        raise SpecError([problem])
+    problems = [p for p in (model_task_problem(spec, dataset.task),
+                            bidirectional_problem(spec, dataset.task)) if p is not None]
+    if problems:
+        raise SpecError(problems)

@@ -175,10 +175,20 @@ def component_schema(component: Component) -> dict:
     return schema
 
 
+def branch(schema: dict, instance: Any) -> dict:
+    """The part of `schema` that describes `instance`: for an if/then/else schema (the
+    model section: a language model or a seq2seq model), the branch that applies."""
+    if not isinstance(schema.get("if"), dict):
+        return schema
+    chosen = "then" if Draft202012Validator(schema["if"]).is_valid(instance) else "else"
+    return schema.get(chosen) if isinstance(schema.get(chosen), dict) else {}
+
+
 def fill_defaults(instance: Any, schema: dict) -> None:
     """Fill missing properties that have a "default", recursing into objects and arrays.
     A component given without a "type" (`--set train.optimizer.lr=0.01`) takes its slot's
     default component, with the given options on top."""
+    schema = branch(schema, instance)
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in instance and "default" in sub:
@@ -201,6 +211,7 @@ def iter_components(instance: Any, schema: dict, path: str = "$") -> Iterator[tu
         if isinstance(instance, dict) and isinstance(instance.get("type"), str):
             yield path, schema[KIND_KEY], instance
         return
+    schema = branch(schema, instance)
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
             if key in instance:
@@ -441,11 +452,13 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
             problems.append(problem)        # an explicit CPU (or mps) device: known now
     dataset = registry.get("dataset", spec["dataset"]["type"])
     task = dataset.extra.get("task")
-    if (problem := bidirectional_problem(spec, task)) is not None:
-        problems.append(problem)
+    for problem in (model_task_problem(spec, task), bidirectional_problem(spec, task)):
+        if problem is not None:
+            problems.append(problem)
     sampler = registry.get("sampler", spec["sampler"]["type"])
     accepts = sampler.extra.get("accepts")
-    shape = {"lm": "stream", "lines": "sequences", "aligned": "sequences"}.get(task)
+    shape = {"lm": "stream", "lines": "sequences", "aligned": "sequences",
+             "seq2seq": "pairs"}.get(task)
     if accepts and shape:
         accepts = (accepts,) if isinstance(accepts, str) else tuple(accepts)
         if shape not in accepts:
@@ -458,8 +471,33 @@ def _cross_checks(spec: dict, registry: Registry) -> list[str]:
     return problems
 
 
+def is_seq2seq(model: dict) -> bool:
+    """Whether a spec's model section describes an encoder-decoder model."""
+    return model.get("type") == "seq2seq"
+
+
+def model_task_problem(spec: dict, task: str | None) -> str | None:
+    """Why the spec's kind of model cannot learn the dataset's task, or None."""
+    seq2seq, dataset = is_seq2seq(spec["model"]), spec["dataset"]["type"]
+    if task is None or seq2seq == (task == "seq2seq"):
+        return None
+    if seq2seq:
+        return (f"$.model.type: an encoder-decoder model learns pairs of a source and a "
+                f"target, but dataset {dataset!r} is a {task!r} task; use a dataset of task "
+                f"'seq2seq' (e.g. 'translation' or 'reversal'), or drop model.type")
+    return (f"$.model: dataset {dataset!r} is a 'seq2seq' task (source -> target pairs), "
+            f"which needs an encoder-decoder model: \"model\": {{\"type\": \"seq2seq\", "
+            f"\"encoder\": {{...}}, \"decoder\": {{...}}, \"attention\": {{...}}}}")
+
+
 def bidirectional_problem(spec: dict, task: str | None) -> str | None:
     """Why a bidirectional cell cannot serve this task, or None when it can."""
+    if is_seq2seq(spec["model"]):
+        if not spec["model"]["decoder"]["cell"].get("bidirectional"):
+            return None
+        return ("$.model.decoder.cell.bidirectional: the decoder writes the target left to "
+                "right, so it cannot read it from both ends; only the encoder (which reads "
+                "the whole source) may be bidirectional")
     if not spec["model"]["cell"].get("bidirectional") or task not in CAUSAL_TASKS:
         return None
     return (f"$.model.cell.bidirectional: a bidirectional cell reads each sequence from both "

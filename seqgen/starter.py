@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .compose import COMMENT_KEY, compose, get_path
-from .spec import KIND_KEY, base_schema, component_schema, resolve
+from .spec import KIND_KEY, base_schema, branch, component_schema, resolve
 
 if TYPE_CHECKING:
     from .api import Session
@@ -47,7 +47,7 @@ def _describe(node: Any, schema: dict, session: "Session") -> Any:
     if KIND_KEY in schema and isinstance(node.get("type"), str):
         component = session.registry.get(schema[KIND_KEY], node["type"])
         schema = component_schema(component)
-    props = schema.get("properties", {})
+    props = branch(schema, node).get("properties", {})
     notes = {k: props[k]["description"] for k in node
              if isinstance(props.get(k), dict) and props[k].get("description")}
     body = {k: _describe(v, props.get(k, {}), session) for k, v in node.items()}

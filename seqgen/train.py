@@ -58,7 +58,10 @@ Schedule = Callable[[int], float]
 
 def forward_batch(model: LanguageModel, batch: Batch, state: State, strategy: Strategy,
                   ratio: float, generator: torch.Generator) -> tuple[torch.Tensor, State]:
-    """logits [T, B, V] for a batch, feeding the reference with probability `ratio`."""
+    """logits [T, B, V] for a batch, feeding the reference with probability `ratio`. A
+    batch with a source (seq2seq) starts from its encoding (seqgen/seq2seq.py)."""
+    if batch.source is not None:
+        state = model.encode(batch.source, batch.source_lengths)
     if ratio >= 1.0:
         return model(batch.inputs, state, batch.lengths)      # one whole-sequence call
     steps, batch_size = batch.inputs.shape
@@ -147,8 +150,9 @@ class Trainer:
                  emit: Emit = lambda e: None, on_epoch=None, save: Saver | None = None, *,
                  optimizer: torch.optim.Optimizer, schedule: Schedule,
                  stop: StopRequest | None = None, precision: Precision | None = None,
-                 world: World = World()):
+                 world: World = World(), scorer: Callable[[], dict] | None = None):
         self.model, self.sampler, self.strategy = model, sampler, strategy
+        self.scorer = scorer            # more validation metrics (seq2seq: BLEU, ...)
         self.world, self.seed = world, seed
         self.spec, self.device, self.valid, self.send = spec, device, valid, emit
         self.stop = stop if stop is not None else StopRequest()
@@ -161,7 +165,7 @@ class Trainer:
         # DDP over ranks; a learned initial state gets no gradient from carried batches
         self.forward = world.parallel(TrainingForward(model), device, some_unused=any(
             getattr(m, "learned_initial_state", False) for m in model.modules()))
-        self.explicit = getattr(model.cell, "explicit_randomness", False)
+        self.explicit = model.explicit_randomness
         self.progress = Progress()
         self.stats: dict = {}                    # the last step's grad_norm, clipped, lr, ...
         self.carried: State = None               # state carried into the next batch
@@ -316,7 +320,9 @@ class Trainer:
                     self.emit(Event("step", {"step": p.step + 1, "loss": nll / tokens,
                                              "tokens": tokens, **self.stats}))
                 self._check_loss(nll / tokens, self.checked_norm())
-                self.carried = self.kept(state)
+                # only a "carry" sampler continues its rows; a reset one keeps nothing (a
+                # seq2seq state holds its whole batch's source encoding)
+                self.carried = self.kept(state) if self.sampler.state_rule == "carry" else None
                 p.batch, p.step = index + 1, p.step + 1
                 p.tokens += tokens
                 p.epoch_nll += nll
@@ -424,7 +430,8 @@ class Trainer:
             return
         nll = mean_nll(self.model, self.valid, self.device, world=self.world)
         record = {"event": "eval", "epoch": p.epoch + 1, "step": p.step, "valid_loss": nll,
-                  "valid_perplexity": perplexity(nll)}
+                  "valid_perplexity": perplexity(nll),
+                  **(self.scorer() if self.scorer is not None else {})}
         improved = p.best_valid is None or nll < p.best_valid
         if improved:
             p.best_valid, p.bad_evals = nll, 0

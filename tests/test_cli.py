@@ -109,7 +109,7 @@ def test_plugins_json(runner):
 def test_schema_prints_a_json_schema(runner):
     schema = json.loads(runner.invoke(cli, ["schema"]).stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert "lstm" in schema["properties"]["model"]["properties"]["cell"]["properties"]["type"]["enum"]
+    assert "lstm" in schema["properties"]["model"]["else"]["properties"]["cell"]["properties"]["type"]["enum"]
 
 
 def test_generate_is_deterministic_per_seed(runner, trained):

@@ -377,8 +377,10 @@ def perturb(draw, spec):
         spec["extends"] = draw(st.sampled_from(EXTENDS))
     elif op == "vars":
         spec["vars"] = draw(st.sampled_from(VARS))
-        path = draw(st.sampled_from(inner or paths))
-        spec = _set(spec, path, draw(st.sampled_from(REFERENCES)))
+        # the paths were found before "vars" was replaced: none under it still exists
+        candidates = [p for p in inner or paths if p[:1] != ("vars",)]
+        if candidates:
+            spec = _set(spec, draw(st.sampled_from(candidates)), draw(st.sampled_from(REFERENCES)))
     return spec
 
 

@@ -15,7 +15,7 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
 def test_every_hook_is_documented_and_tested():
     assert set(HOOKS) == {"register_cells", "register_datasets", "register_samplers",
                           "register_strategies", "register_processors", "register_optimizers",
-                          "register_schedules", "register_loggers", "register_presets",
+                          "register_schedules", "register_loggers", "register_attentions", "register_presets",
                           "on_event"}
     assert {k.hook for k in seqgen.components.KIND_TABLE} | {"register_presets", "on_event"} \
         == set(HOOKS)

@@ -59,7 +59,7 @@ def test_third_party_plugin_is_listed_and_the_broken_one_is_reported(venv, tmp_p
 
 def test_third_party_options_join_the_schema_and_validate(venv, tmp_path):
     schema = json.loads(seqgen_cmd(venv, "schema", cwd=tmp_path).stdout)
-    cell = schema["properties"]["model"]["properties"]["cell"]
+    cell = schema["properties"]["model"]["else"]["properties"]["cell"]
     assert "indrnn" in cell["properties"]["type"]["enum"]
     [rule] = [r for r in cell["allOf"] if r["if"]["properties"]["type"]["const"] == "indrnn"]
     assert "recurrent_max" in rule["then"]["properties"]

@@ -14,7 +14,7 @@ from seqgen import hookimpl
 from seqgen.cli import cli
 
 BUILTIN = {"quickstart", "hello", "shakespeare", "d2l-rnn-scratch", "d2l-rnn-concise",
-           "d2l-gru", "d2l-lstm", "char-rnn"}
+           "d2l-gru", "d2l-lstm", "char-rnn", "reversal", "d2l-seq2seq"}
 FAST = ["train.epochs=1", "dataset.num_chars=3000", "model.cell.hidden_size=8",
         "train.sample_every=null", "generate.max_new_tokens=5"]
 
@@ -46,7 +46,7 @@ def test_builtin_presets_are_all_valid_and_listed(session):
     rows = {p["name"]: p for p in session.presets()}
     assert set(rows) == BUILTIN
     assert all(r["description"] and r["plugin"] == "seqgen_plugins.presets" for r in rows.values())
-    assert {n for n, r in rows.items() if r["needs"]} == BUILTIN - {"quickstart", "hello"}
+    assert {n for n, r in rows.items() if r["needs"]} == BUILTIN - {"quickstart", "hello", "reversal"}
 
 
 @pytest.mark.parametrize("name, cell, hidden", [("d2l-rnn-scratch", "rnn-scratch", 512),
@@ -105,8 +105,9 @@ def test_an_unknown_name_is_neither_file_nor_preset():
     code, _, err = invoke("run", "quickstrat")
     assert code == 2
     assert err.strip().endswith("quickstrat: no such spec file or preset. Presets: char-rnn, "
-                                "d2l-gru, d2l-lstm, d2l-rnn-concise, d2l-rnn-scratch, hello, "
-                                "quickstart, shakespeare. Did you mean 'quickstart'?")
+                                "d2l-gru, d2l-lstm, d2l-rnn-concise, d2l-rnn-scratch, d2l-seq2seq, "
+                                "hello, quickstart, reversal, shakespeare. Did you mean "
+                                "'quickstart'?")
 
 
 def test_validate_and_explain_read_standard_input():

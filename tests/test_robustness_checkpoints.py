@@ -163,7 +163,7 @@ METADATA_DAMAGE = {
                            "metadata 'vocab': $.tokens: not in canonical order"),
     "task missing": (drop("task"), "metadata 'task' is missing"),
     "task unknown": (put("task", "poetry"),
-                     "metadata 'task': 'poetry' is not one of ['lm', 'lines', 'aligned']"),
+                     "metadata 'task': 'poetry' is not one of ['lm', 'lines', 'aligned', 'seq2seq']"),
     "state not JSON": (put("state", "{step: 2}"), "metadata 'state' is not valid JSON"),
     "state a list": (put("state", "[]"), "metadata 'state': [] is not of type 'object'"),
     "state step a string": (edit_json("state", lambda s: s.update(step="2")),
@@ -197,7 +197,7 @@ def test_every_damaged_field_is_named_at_once(run):
     with pytest.raises(seqgen.CheckpointError) as info:
         seqgen.load(FILES["best"])
     assert str(info.value) == (f"{FILES['best']}: metadata 'spec' is missing; metadata "
-                               f"'task': 'poetry' is not one of ['lm', 'lines', 'aligned']")
+                               f"'task': 'poetry' is not one of ['lm', 'lines', 'aligned', 'seq2seq']")
 
 
 def test_a_vocabulary_of_many_bad_tokens_shows_a_few(run):

@@ -6,7 +6,7 @@ import pytest
 
 import seqgen_plugins.samplers as plugin
 
-ACCEPTS = {"sequential": "stream", "random": "stream", "bucket": "sequences"}
+ACCEPTS = {"sequential": "stream", "random": "stream", "bucket": ("sequences", "pairs")}
 RULES = {"sequential": "carry", "random": "reset", "bucket": "reset"}
 
 

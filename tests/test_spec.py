@@ -119,8 +119,12 @@ def test_malformed_json_reports_line_and_column(tmp_path):
 def test_composed_schema_is_valid_and_accepts_resolved_specs(session, tiny_spec):
     schema = session.schema()
     Draft202012Validator.check_schema(schema)
-    cell_slot = schema["properties"]["model"]["properties"]["cell"]
+    model = schema["properties"]["model"]           # a language model, else seq2seq
+    cell_slot = model["else"]["properties"]["cell"]
     assert {"lstm", "gru-scratch"} <= set(cell_slot["properties"]["type"]["enum"])
+    seq2seq = model["then"]["properties"]
+    assert {"none", "bahdanau", "luong"} <= set(seq2seq["attention"]["properties"]["type"]["enum"])
+    assert "gru" in seq2seq["encoder"]["properties"]["cell"]["properties"]["type"]["enum"]
     validator = Draft202012Validator(schema)
     assert list(validator.iter_errors(session.resolve(tiny_spec))) == []
     tiny_spec["model"]["cell"]["hidden_size"] = -3

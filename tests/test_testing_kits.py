@@ -37,6 +37,11 @@ DATASET_OPTIONS = {
               {"path": "corpus.txt", "level": "word", "valid_fraction": 0}],
     "pairs": [{"pairs": [["hello", "ohlol"], ["abc", "cab"]]},
               {"pairs": [["hello", "ohlol"], ["abc", "cab"]], "valid_fraction": 0.5}],
+    "translation": [{"text": "Go.\tVa !\nHi.\tSalut !\nRun!\tCours !\n", "min_freq": 1,
+                     "valid_fraction": 0.34},
+                    {"pairs": [["go .", "va !"], ["hi .", "salut !"]], "shared_vocab": True,
+                     "level": "char", "valid_fraction": 0}],
+    "reversal": [{"size": 20}, {"size": 10, "transform": "sort", "valid_fraction": 0}],
 }
 
 
@@ -282,10 +287,29 @@ def info_with_a_tensor():
     return d
 
 
+def _pair_vocab():
+    return Vocab.from_text("abc", specials=(seqgen.PAD, seqgen.BOS, seqgen.EOS))
+
+
+def pairs_without_eos():
+    vocab = _pair_vocab()
+    x = vocab.encode("abc")
+    return Dataset(vocab, "seq2seq", seqgen.PairSet([x], [x.flip(0)], vocab.bos_id))
+
+
+def sources_past_their_vocabulary():
+    vocab, source_vocab = _pair_vocab(), Vocab.from_text("xy")
+    target = torch.cat([vocab.encode("cba"), torch.tensor([vocab.eos_id])])
+    return Dataset(vocab, "seq2seq", seqgen.PairSet([vocab.encode("abc")], [target], vocab.bos_id),
+                   source_vocab=source_vocab)
+
+
 @pytest.mark.parametrize("broken, prop, message", [
+    (pairs_without_eos, "seq2seq", "does not end in <eos>"),
+    (sources_past_their_vocabulary, "ids", "train pair 0 source: ids run from 3 to 5, outside 0..1"),
     (returns_a_dict, "type", "returned dict, not a seqgen.Dataset"),
     (info_with_a_tensor, "type", "info is not JSON-able"),
-    (unknown_task, "task", "task is 'classify'; must be one of lm, lines, aligned"),
+    (unknown_task, "task", "task is 'classify'; must be one of lm, lines, aligned, seq2seq"),
     (stream_for_lines, "splits", "train is a TokenStream; task 'lines' gives a SequenceSet"),
     (empty_train, "splits", "train split is empty"),
     (float_ids, "ids", "ids are torch.float32; use an integer dtype"),

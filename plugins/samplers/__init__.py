@@ -11,4 +11,4 @@ def register_samplers(register):
     register("random", random_windows.RandomSampler, schema=random_windows.SCHEMA,
              description=random_windows.DESCRIPTION, accepts="stream")
     register("bucket", bucket.BucketSampler, schema=bucket.SCHEMA,
-             description=bucket.DESCRIPTION, accepts="sequences")
+             description=bucket.DESCRIPTION, accepts=("sequences", "pairs"))

@@ -40,10 +40,14 @@ def shard_rows(batch_size: int, rank: int, world_size: int, name: str) -> slice:
     return slice(rank, None, world_size)
 
 
-def require_split(split, kind: str, name: str) -> None:
-    if getattr(split, "kind", None) != kind:
-        shape = {"stream": "a TokenStream", "sequences": "a SequenceSet"}[kind]
-        raise DataError(f"{name} sampler needs {shape} ({kind}); got "
+SHAPES = {"stream": "a TokenStream", "sequences": "a SequenceSet", "pairs": "a PairSet"}
+
+
+def require_split(split, kinds: str | tuple[str, ...], name: str) -> None:
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
+    if getattr(split, "kind", None) not in kinds:
+        shape = " or ".join(f"{SHAPES[k]} ({k})" for k in kinds)
+        raise DataError(f"{name} sampler needs {shape}; got "
                         f"{getattr(split, 'kind', type(split).__name__)}")
 
 

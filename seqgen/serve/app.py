@@ -58,6 +58,11 @@ class Server:
     """One loaded model, its limits and its batching engine; the routes' shared state."""
 
     def __init__(self, loaded: LoadedModel, limits: Limits, stream_interval: float = 0.02):
+        if loaded.generator.task == "seq2seq":
+            raise GenerationError(
+                f"{loaded.path}: seqgen serve serves language models (completions of a "
+                f"prompt); this is an encoder-decoder model: translate with seqgen generate "
+                f"{loaded.path} --source TEXT, or LoadedModel.translate in Python")
         self.loaded, self.limits, self.stream_interval = loaded, limits, stream_interval
         self.pacing = Pacing(stream_interval)
         self.engine = Engine(loaded.model, limits)

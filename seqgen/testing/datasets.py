@@ -17,14 +17,14 @@ from typing import Callable
 
 import torch
 
-from ..data import TASKS, Dataset, SequenceSet, TokenStream
+from ..data import TASKS, Dataset, PairSet, SequenceSet, TokenStream
 from ..errors import SeqgenError
 from ..vocab import BOS, EOS, Vocab
 from .contract import contract_property
 
 Factory = Callable[..., Dataset]
 # The split shape each task gives (the spec validator matches samplers by it).
-SHAPE = {"lm": TokenStream, "lines": SequenceSet, "aligned": SequenceSet}
+SHAPE = {"lm": TokenStream, "lines": SequenceSet, "aligned": SequenceSet, "seq2seq": PairSet}
 ROUND_TRIP_TOKENS = 2000  # ids of each split decoded and encoded again
 
 
@@ -53,6 +53,10 @@ def check_dataset(factory: Factory, *, options: dict | None = None,
       "deterministic": a second build gives the same vocabulary, task and ids
       "lines":         task "lines" only: the vocabulary has <bos> and <eos>, and each
                        sequence's targets are its inputs shifted by one token
+      "seq2seq":       task "seq2seq" only: a PairSet of as many sources as targets,
+                       sources in 0..len(source_vocab)-1, every target ending in <eos>,
+                       the split's bos_id the vocabulary's <bos>, and a source vocabulary
+                       (when it has its own) of the same canonical form
       "round-trip":    tasks "lm" and "lines" (whose prompts the vocabulary encodes for
                        generation): decoding a run of ordinary (non-special) ids and
                        encoding the text gives the same ids, for the first 2000 ids of
@@ -73,14 +77,19 @@ def check_dataset(factory: Factory, *, options: dict | None = None,
         _check_splits(dataset)
     with _property("ids", label):
         for name, split in _splits(dataset):
-            _check_ids(split, len(dataset.vocab), name)
+            _check_ids(split, len(dataset.vocab), name, len(dataset.input_vocab))
     with _property("vocabulary", label):
         _check_vocab(dataset.vocab)
+        if dataset.source_vocab is not None:
+            _check_vocab(dataset.source_vocab)
     with _property("deterministic", label):
         _check_same(dataset, factory(**options))
     if dataset.task == "lines":
         with _property("lines", label):
             _check_lines(dataset)
+    if dataset.task == "seq2seq":
+        with _property("seq2seq", label):
+            _check_pairs(dataset)
     if dataset.task in ("lm", "lines"):
         with _property("round-trip", label):
             for name, split in _splits(dataset):
@@ -99,9 +108,12 @@ def _splits(dataset: Dataset):
 
 
 def _sequences(split) -> list[torch.Tensor]:
-    """Every id tensor of a split: the stream, or each sequence's inputs and targets."""
+    """Every id tensor of a split: the stream, or each sequence's inputs and targets
+    (each pair's source and target)."""
     if isinstance(split, TokenStream):
         return [split.ids]
+    if isinstance(split, PairSet):
+        return [*split.sources, *split.targets]
     return [*split.inputs, *split.targets]
 
 
@@ -131,17 +143,30 @@ def _check_splits(dataset: Dataset) -> None:
             f"train stream has {len(dataset.train)} token(s); one input and its target need 2")
 
 
-def _check_ids(split, vocab_size: int, name: str) -> None:
+def _check_rows(name: str, unit: str, first: tuple[str, list], second: tuple[str, list]) -> None:
+    """Two parallel lists of non-empty 1-D id tensors (inputs and targets, sources and
+    targets), one row per sequence or pair."""
+    (a, xs), (b, ys) = first, second
+    assert isinstance(xs, list) and isinstance(ys, list), (
+        f"{name}: {a} and {b} must be lists of tensors")
+    assert len(xs) == len(ys), f"{name}: {len(xs)} {a} but {len(ys)} {b}"
+    for i, row in enumerate(zip(xs, ys)):
+        for what, t in zip((a, b), row):
+            assert isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() > 0, (
+                f"{name} {unit} {i}: {what} must be a non-empty 1-D tensor, got "
+                f"{type(t).__name__} of shape {tuple(getattr(t, 'shape', ()))}")
+
+
+def _check_ids(split, vocab_size: int, name: str, source_size: int) -> None:
+    if isinstance(split, PairSet):
+        _check_rows(name, "pair", ("sources", split.sources), ("targets", split.targets))
+        for i, (x, y) in enumerate(zip(split.sources, split.targets)):
+            _check_range(x, source_size, f"{name} pair {i} source")
+            _check_range(y, vocab_size, f"{name} pair {i} target")
+        return
     if isinstance(split, SequenceSet):
-        assert isinstance(split.inputs, list) and isinstance(split.targets, list), (
-            f"{name}: inputs and targets must be lists of tensors")
-        assert len(split.inputs) == len(split.targets), (
-            f"{name}: {len(split.inputs)} inputs but {len(split.targets)} targets")
+        _check_rows(name, "sequence", ("inputs", split.inputs), ("targets", split.targets))
         for i, (x, y) in enumerate(zip(split.inputs, split.targets)):
-            for what, t in (("inputs", x), ("targets", y)):
-                assert isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() > 0, (
-                    f"{name} sequence {i}: {what} must be a non-empty 1-D tensor, got "
-                    f"{type(t).__name__} of shape {tuple(getattr(t, 'shape', ()))}")
             assert x.shape == y.shape, (
                 f"{name} sequence {i}: inputs {tuple(x.shape)} and targets "
                 f"{tuple(y.shape)} differ in length")
@@ -150,12 +175,16 @@ def _check_ids(split, vocab_size: int, name: str) -> None:
             f"{name}: stream ids must be a 1-D tensor, got "
             f"{type(split.ids).__name__} of shape {tuple(getattr(split.ids, 'shape', ()))}")
     for t in _sequences(split):
-        assert not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool, (
-            f"{name}: ids are {t.dtype}; use an integer dtype (seqgen.smallest_int_dtype)")
-        low, high = int(t.min()), int(t.max())
-        assert 0 <= low and high < vocab_size, (
-            f"{name}: ids run from {low} to {high}, outside 0..{vocab_size - 1} "
-            f"(vocabulary of {vocab_size})")
+        _check_range(t, vocab_size, name)
+
+
+def _check_range(t: torch.Tensor, vocab_size: int, name: str) -> None:
+    assert not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool, (
+        f"{name}: ids are {t.dtype}; use an integer dtype (seqgen.smallest_int_dtype)")
+    low, high = int(t.min()), int(t.max())
+    assert 0 <= low and high < vocab_size, (
+        f"{name}: ids run from {low} to {high}, outside 0..{vocab_size - 1} "
+        f"(vocabulary of {vocab_size})")
 
 
 def _check_vocab(vocab: Vocab) -> None:
@@ -189,16 +218,32 @@ def _check_same(first: Dataset, second: Dataset) -> None:
             "randomness from the options, never from the global RNG")
 
 
-def _check_lines(dataset: Dataset) -> None:
+def _check_markers(dataset: Dataset, which: str, what: str) -> None:
     vocab = dataset.vocab
     assert vocab.bos_id is not None and vocab.eos_id is not None, (
-        f"task 'lines' needs {BOS} and {EOS} in the vocabulary (generation starts after "
+        f"task {dataset.task!r} needs {BOS} and {EOS} in the {which} ({what} starts after "
         "<bos> and stops at <eos>)")
+
+
+def _check_lines(dataset: Dataset) -> None:
+    _check_markers(dataset, "vocabulary", "generation")
     for name, split in _splits(dataset):
         for i, (x, y) in enumerate(zip(split.inputs, split.targets)):
             assert torch.equal(x[1:].long(), y[:-1].long()), (
                 f"{name} sequence {i}: targets {y.tolist()} are not inputs {x.tolist()} "
                 "shifted by one token")
+
+
+def _check_pairs(dataset: Dataset) -> None:
+    _check_markers(dataset, "target vocabulary", "decoding")
+    vocab = dataset.vocab
+    for name, split in _splits(dataset):
+        assert split.bos_id == vocab.bos_id, (
+            f"{name}: bos_id is {split.bos_id}, but the vocabulary's <bos> is {vocab.bos_id}")
+        for i, y in enumerate(split.targets):
+            assert int(y[-1]) == vocab.eos_id, (
+                f"{name} pair {i}: the target {y.tolist()[:12]} does not end in <eos> "
+                f"({vocab.eos_id})")
 
 
 def _check_round_trip(vocab: Vocab, split, name: str) -> None:
