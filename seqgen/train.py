@@ -43,6 +43,7 @@ from .evaluate import mean_nll, perplexity, token_nll
 from .events import Emit, Event
 from .interrupt import StopRequest
 from .precision import Precision, precision_for
+from .step_timing import SwingDetector
 from .seeding import dropout_generator, generator as derived_generator, global_rng
 from .model import LanguageModel
 from .state import State, detach_state, map_state
@@ -171,6 +172,7 @@ class Trainer:
         self.carried: State = None               # state carried into the next batch
         # train.amp: autocast, and for fp16 a gradient scaler (seqgen/precision.py)
         self.precision = precision or precision_for(spec["amp"], device)
+        self.swing = SwingDetector()             # a busy machine: warn once (step_timing.py)
 
     def streams(self, resumed_at: int | None = None) -> tuple[torch.Generator, torch.Generator]:
         """The strategy's and dropout's generators. One process keeps its historical
@@ -300,6 +302,19 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> Progress:
+        """Train until the spec's end (or a stop), with train.threads CPU threads when set
+        (torch's setting is process-wide: restored afterwards)."""
+        threads = self.spec.get("threads")
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return self._fit()
+        finally:
+            if threads:
+                torch.set_num_threads(before)
+
+    def _fit(self) -> Progress:
         p, spec = self.progress, self.spec
         self.model.train()
         started = time.perf_counter() - p.seconds
@@ -314,8 +329,13 @@ class Trainer:
                 if index < p.batch:
                     continue                             # trained before a resume
                 batch = batch.to(self.device)
+                began = time.perf_counter()
                 nll, tokens, state = self.step(batch, self.start_state(batch.inputs.shape[1]),
                                                ratio)
+                swung = self.swing.observe(time.perf_counter() - began, tokens,
+                                           torch.get_num_threads())
+                if swung is not None and self.device.type == "cpu":
+                    self.emit(Event("warning", {"message": swung}))
                 if not (math.isfinite(nll) and math.isfinite(self.checked_norm())):
                     self.emit(Event("step", {"step": p.step + 1, "loss": nll / tokens,
                                              "tokens": tokens, **self.stats}))
