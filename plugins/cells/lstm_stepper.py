@@ -99,10 +99,16 @@ class LSTMStepper:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, I] -> output [B, H] (a new tensor: the buffers change on the next call)."""
+        return self.step_view(x).clone()
+
+    def step_view(self, x: torch.Tensor) -> torch.Tensor:
+        """As calling it, but the output is a view of the buffers, valid only until the
+        next call: for a caller that uses it at once (the model's token stepper feeds it
+        to the head), which saves a copy per token."""
         self.xh[:, :self.input_size].copy_(x)
         for layer in self.layers:
             layer.step()
-        return self.layers[-1].h.clone()
+        return self.layers[-1].h
 
     @property
     def state(self) -> State:
