@@ -303,10 +303,12 @@ class TextGenerator:
 
     @torch.inference_mode()
     def _steps(self, rows: list[torch.Tensor], strategy: Strategy, max_new_tokens: int,
-               seed: int, texts: list[RowText] | None) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Yield (token [B] int64, its log p under the model [B]) at every step, until
-        max_new_tokens or every row has ended. `texts` (one per row, when stop strings or
-        a stream need the text) are fed each row's tokens until that row ends."""
+               seed: int, texts: list[RowText] | None,
+               logprobs: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (token [B] int64, its log p under the model [B], or None when `logprobs`
+        is False: a stream shows only text) at every step, until max_new_tokens or every
+        row has ended. `texts` (one per row, when stop strings or a stream need the text)
+        are fed each row's tokens until that row ends."""
         logits, state = self._prime(rows)                                    # [B, V]
         step = self.model.stepper(state)
         device = logits.device
@@ -321,7 +323,8 @@ class TextGenerator:
         for t in range(max_new_tokens):
             token = (strategy.choose(logits, generator) if history is None      # [B]
                      else strategy.choose(logits, generator, history))
-            yield token, torch.log_softmax(logits.float(), -1).gather(1, token[:, None])[:, 0]
+            yield token, (torch.log_softmax(logits.float(), -1).gather(1, token[:, None])[:, 0]
+                          if logprobs else None)
             if history is not None:
                 history.seen.scatter_(1, token[:, None], True)
             if texts is not None:
@@ -339,7 +342,7 @@ class TextGenerator:
 
     def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
         shown = 0
-        for _ in self._steps(encoded, strategy, max_new_tokens, seed, [row]):
+        for _ in self._steps(encoded, strategy, max_new_tokens, seed, [row], logprobs=False):
             settled = row.settled()
             if len(settled) > shown:
                 yield settled[shown:]

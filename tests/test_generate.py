@@ -7,6 +7,7 @@ import threading
 import warnings
 
 import pytest
+import torch
 
 import seqgen
 from test_generate_models import bigram, loaded, logp, random_checkpoint
@@ -189,6 +190,18 @@ def test_stream_joins_to_the_generated_text(lstm, stop):
     text = lstm.generate("the ", spec, max_new_tokens=80, seed=3, stop=stop)[0].text
     assert "".join(pieces) == text
     assert len(pieces) > 1 or len(text) <= 1
+
+
+def test_a_stream_computes_no_log_probabilities(lstm, monkeypatch):
+    """A stream shows text only: the per-token log p that generate reports is skipped."""
+    want = lstm.generate("the ", "greedy", max_new_tokens=20)[0].text
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("log_softmax called while streaming")
+    monkeypatch.setattr(torch, "log_softmax", refuse)
+    assert "".join(lstm.stream("the ", "greedy", max_new_tokens=20)) == want
+    with pytest.raises(AssertionError, match="while streaming"):
+        lstm.generate("the ", "greedy", max_new_tokens=20)
 
 
 def test_stream_yields_before_generation_ends(lstm):
