@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
+from .batch import Batch
 from .vocab import Vocab
 
 Task = Literal["lm", "lines", "aligned", "seq2seq"]
@@ -74,6 +76,16 @@ class PairSet:
         """What the decoder reads for pair i [T_i]: <bos>, then targets[i][:-1]."""
         target = self.targets[i]
         return torch.cat([torch.tensor([self.bos_id], dtype=target.dtype), target[:-1]])
+
+    def batch(self, index: list[int]) -> Batch:
+        """Pairs `index` as one time-major Batch, 0-padded: source [S, b] with
+        source_lengths, the decoder's input (<bos> + target) and the target [T, b] with
+        lengths (what samplers yield and evaluation reads)."""
+        return Batch(pad_sequence([self.decoder_inputs(i) for i in index]).long(),
+                     pad_sequence([self.targets[i] for i in index]).long(),
+                     torch.tensor([len(self.targets[i]) for i in index]),
+                     pad_sequence([self.sources[i] for i in index]).long(),
+                     torch.tensor([len(self.sources[i]) for i in index]))
 
 
 #: One split of a dataset: its shape says which samplers can batch it.

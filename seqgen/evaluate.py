@@ -54,16 +54,10 @@ def sequence_batches(split: SequenceSet, batch_size: int) -> Iterator[Batch]:
 
 
 def pair_batches(split: PairSet, batch_size: int) -> Iterator[Batch]:
-    """Padded seq2seq batches (source, <bos> + target, target) in source-length order."""
-    from torch.nn.utils.rnn import pad_sequence
+    """Padded seq2seq batches (PairSet.batch) in source-length order."""
     order = sorted(range(len(split)), key=lambda i: (len(split.sources[i]), len(split.targets[i])))
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        yield Batch(pad_sequence([split.decoder_inputs(i) for i in idx]).long(),
-                    pad_sequence([split.targets[i] for i in idx]).long(),
-                    torch.tensor([len(split.targets[i]) for i in idx]),
-                    pad_sequence([split.sources[i] for i in idx]).long(),
-                    torch.tensor([len(split.sources[i]) for i in idx]))
+        yield split.batch(order[start:start + batch_size])
 
 
 def batch_logits(model, batch: Batch) -> torch.Tensor:

@@ -120,6 +120,11 @@ class TextGenerator:
         return self.source_vocab if self.source_vocab is not None else self.vocab
 
     @property
+    def input_name(self) -> str:
+        """What messages call `input_vocab`."""
+        return "vocabulary" if self.source_vocab is None else "source vocabulary"
+
+    @property
     def decodes(self) -> bool:
         """Whether the model writes text token by token (lm, lines, seq2seq), rather than
         mapping each input position to an output (aligned)."""
@@ -225,11 +230,10 @@ class TextGenerator:
         encoded = []
         for i, prompt in enumerate(prompts):
             try:
-                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown).long()
+                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown,
+                                              name=self.input_name).long()
             except GenerationError as e:
-                detail = (str(e) if what == "prompt" or self.source_vocab is None
-                          else str(e).replace("the vocabulary", "the source vocabulary"))
-                raise GenerationError(f"{what} {i + 1} ({prompt!r}): {detail}") from None
+                raise GenerationError(f"{what} {i + 1} ({prompt!r}): {e}") from None
             if what == "source" and ids.numel() == 0:
                 raise GenerationError(f"source {i + 1} ({prompt!r}) has no tokens: the "
                                       f"encoder needs at least one")
@@ -247,7 +251,8 @@ class TextGenerator:
         problems = []
         for i, prompt in enumerate(prompts):
             try:
-                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown)
+                ids = self.input_vocab.encode(prompt, on_unknown=on_unknown,
+                                              name=self.input_name)
                 if self.task == "seq2seq" and ids.numel() == 0:
                     problems.append((i, "has no tokens: the encoder needs at least one"))
                 if self.task in CAUSAL_TASKS and (ids.numel() == 0 or self.task == "lines"

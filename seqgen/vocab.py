@@ -151,20 +151,22 @@ class Vocab:
         """(position, token) for every token of `text` outside the vocabulary."""
         return [(i, t) for i, t in enumerate(self.split(text)) if t not in self.stoi]
 
-    def encode(self, text: str, on_unknown: str = "error") -> torch.Tensor:
+    def encode(self, text: str, on_unknown: str = "error", *,
+               name: str = "vocabulary") -> torch.Tensor:
         """Ids of `text` as a 1-D tensor of the smallest integer type.
 
         on_unknown: "error" raises naming each unknown token and its position, "skip"
-        drops them, "unk" maps them to <unk> (which must be in the vocabulary).
+        drops them, "unk" maps them to <unk> (which must be in the vocabulary). name:
+        what errors call this vocabulary (a seq2seq model's "source vocabulary").
         """
         if self.level == "char" and on_unknown == "error":
-            return self._encode_chars(self.prepare(text))
+            return self._encode_chars(self.prepare(text), name)
         bad = self.unknown(text)
         if bad and on_unknown == "error":
-            raise GenerationError(_describe_unknown(bad))
+            raise GenerationError(_describe_unknown(bad, name))
         if bad and on_unknown == "unk" and self.unk_id is None:
-            raise GenerationError("on_unknown='unk' needs a vocabulary with <unk>; "
-                                  + _describe_unknown(bad))
+            raise GenerationError(f"on_unknown='unk' needs a {name} with <unk>; "
+                                  + _describe_unknown(bad, name))
         ids = []
         for t in self.split(text):
             i = self.stoi.get(t)
@@ -175,7 +177,7 @@ class Vocab:
             ids.append(i)
         return torch.tensor(ids, dtype=smallest_int_dtype(len(self)))
 
-    def _encode_chars(self, text: str) -> torch.Tensor:
+    def _encode_chars(self, text: str, name: str = "vocabulary") -> torch.Tensor:
         # Vectorised: code points index a code-point -> id table, chunk by chunk (see
         # text_chunks). On a 100 MB corpus this is over 10x faster than
         # [stoi[c] for c in text] (benchmarks/data.py). Unknown characters map to a
@@ -193,7 +195,7 @@ class Vocab:
                 ids[start:start + len(chunk)] = table[points_of(chunk)]
         if len(ids) and ids.max() == marker:
             bad = np.flatnonzero(ids == marker)
-            raise GenerationError(_describe_unknown([(int(i), text[i]) for i in bad]))
+            raise GenerationError(_describe_unknown([(int(i), text[i]) for i in bad], name))
         return torch.from_numpy(ids).to(smallest_int_dtype(len(self)))
 
     def _char_table(self) -> np.ndarray:
@@ -317,10 +319,10 @@ def _preview(tokens: list[str], n: int = 10) -> str:
     return shown + (f", … ({len(tokens) - n} more)" if len(tokens) > n else "")
 
 
-def _describe_unknown(bad: list[tuple[int, str]]) -> str:
+def _describe_unknown(bad: list[tuple[int, str]], name: str = "vocabulary") -> str:
     shown = ", ".join(f"{t!r} at {i}" for i, t in bad[:10])
     more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-    return (f"{len(bad)} token(s) not in the vocabulary: {shown}{more}. "
+    return (f"{len(bad)} token(s) not in the {name}: {shown}{more}. "
             "Remove them, or skip them or map them to <unk> (on_unknown 'skip' or 'unk'; "
             "--on-unknown on the command line).")
 

@@ -251,3 +251,29 @@ def test_compare_reports_seq2seq_variants(session, tmp_path):
     result = session.compare(s, out=tmp_path / "cmp")
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert len(result.rows) == 2 and report.count(" -> ") >= 2     # a translation per run
+
+
+def test_unknown_source_words_are_named_against_the_source_vocabulary(trained):
+    with pytest.raises(seqgen.GenerationError,
+                       match=r"source 1 \('va !'\): 1 token\(s\) not in the source vocabulary: "
+                             r"'va' at 0"):
+        trained.model.translate(["va !"])        # a target word, not a source one
+
+
+def test_max_examples_zero_decodes_nothing_at_evaluation(session):
+    s = spec()
+    s["train"]["epochs"] = 1
+    s["train"]["eval_decoding"] = {"max_examples": 0}
+    [evaluation] = [h for h in session.run(s, save=False).train.history if h["event"] == "eval"]
+    assert "valid_token_accuracy" in evaluation
+    assert not {"valid_exact_match", "valid_bleu", "valid_bleu_d2l"} & set(evaluation)
+
+
+def test_cli_json_gives_every_translation_with_its_scores(trained):
+    out = CliRunner().invoke(cli, ["generate", str(trained.run_dir), "--source", "go .",
+                                   "--strategy", "beam", "--set", "width=2", "--n-best", "2",
+                                   "--max-new-tokens", "6", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert [r["prompt"] for r in rows] == ["go .", "go ."]
+    assert rows[0]["score"] >= rows[1]["score"] and rows[0]["attention"] is None

@@ -93,10 +93,8 @@ class BucketSampler(Sampler):
     def _pad(self, index: torch.Tensor) -> Batch:
         """Sequences `index` as time-major [T, b] int64, T = the longest, 0-padded."""
         rows, split = index.tolist(), self.split
+        if self.pairs:
+            return split.batch(rows)              # source [S, b], target [T, b], lengths
         targets = pad_sequence([split.targets[i] for i in rows]).to(torch.int64)
-        if not self.pairs:
-            inputs = pad_sequence([split.inputs[i] for i in rows]).to(torch.int64)
-            return Batch(inputs, targets, self.lengths[index])
-        inputs = pad_sequence([split.decoder_inputs(i) for i in rows]).to(torch.int64)
-        source = pad_sequence([split.sources[i] for i in rows]).to(torch.int64)   # [S, b]
-        return Batch(inputs, targets, self.lengths[index], source, self.source_lengths[index])
+        inputs = pad_sequence([split.inputs[i] for i in rows]).to(torch.int64)
+        return Batch(inputs, targets, self.lengths[index])
