@@ -99,6 +99,37 @@ def _ignore(message: str) -> None:
     pass
 
 
+class LogProbs:
+    """Each generated token's log-probability under the model, computed a chunk of steps
+    at a time: one log_softmax and one gather over [steps, B, V] instead of three small
+    ops a step (at batch 1 each op after the recurrent step costs ~10 us: the step's
+    weights have pushed torch's code out of the CPU caches). Same numbers as per step.
+    A chunk holds up to CHUNK logits, so memory stays bounded for any batch and vocab."""
+    CHUNK = 1 << 20
+
+    def __init__(self):
+        self.logits, self.tokens, self.done = [], [], []          # pending; [n, B] parts
+
+    def add(self, logits: torch.Tensor, token: torch.Tensor) -> None:
+        """logits [B, V] (not changed afterwards: the stepper returns new ones), token [B]."""
+        self.logits.append(logits)
+        self.tokens.append(token)
+        if len(self.logits) * logits.numel() >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.logits:
+            logits = torch.stack(self.logits).float()                        # [n, B, V]
+            tokens = torch.stack(self.tokens)[..., None]                     # [n, B, 1]
+            self.done.append(torch.log_softmax(logits, -1).gather(2, tokens)[..., 0])
+            self.logits, self.tokens = [], []
+
+    def rows(self) -> list[list[float]]:
+        """[B][T] log-probabilities, or [] when nothing was added."""
+        self._flush()
+        return torch.cat(self.done).T.tolist() if self.done else []
+
+
 class TextGenerator:
     """A loaded model and its vocabulary; safe to share between threads (it is never
     mutated: every call uses its own torch.Generator).
@@ -166,12 +197,12 @@ class TextGenerator:
                                 on_unknown, stops, warn, name, token_ids)
         rows = [ids for ids in encoded for _ in range(num_samples)]
         texts = [RowText(self.vocab, stops) for _ in rows] if stops else None
-        tokens, logps = [], []
-        for token, logp in self._steps(rows, strategy, max_new_tokens, seed, texts):
+        tokens, logps = [], LogProbs()
+        for token, logits in self._steps(rows, strategy, max_new_tokens, seed, texts):
             tokens.append(token)
-            logps.append(logp)
+            logps.add(logits, token)
         tokens = torch.stack(tokens, 1).tolist() if tokens else [[] for _ in rows]  # [B, T]
-        logps = torch.stack(logps, 1).tolist() if logps else [[] for _ in rows]
+        logps = logps.rows() or [[] for _ in rows]
         samples = []
         for row, (toks, lps) in enumerate(zip(tokens, logps)):
             text, kept, used = texts[row].final() if texts else finish(self.vocab, toks, ())
@@ -308,12 +339,11 @@ class TextGenerator:
 
     @torch.inference_mode()
     def _steps(self, rows: list[torch.Tensor], strategy: Strategy, max_new_tokens: int,
-               seed: int, texts: list[RowText] | None,
-               logprobs: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Yield (token [B] int64, its log p under the model [B], or None when `logprobs`
-        is False: a stream shows only text) at every step, until max_new_tokens or every
-        row has ended. `texts` (one per row, when stop strings or a stream need the text)
-        are fed each row's tokens until that row ends."""
+               seed: int, texts: list[RowText] | None) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (token [B] int64, the logits [B, V] it was chosen from) at every step,
+        until max_new_tokens or every row has ended. `texts` (one per row, when stop
+        strings or a stream need the text) are fed each row's tokens until that row ends.
+        Log-probabilities are the caller's to compute, if it wants them (LogProbs)."""
         logits, state = self._prime(rows)                                    # [B, V]
         step = self.model.stepper(state)
         device = logits.device
@@ -328,8 +358,7 @@ class TextGenerator:
         for t in range(max_new_tokens):
             token = (strategy.choose(logits, generator) if history is None      # [B]
                      else strategy.choose(logits, generator, history))
-            yield token, (torch.log_softmax(logits.float(), -1).gather(1, token[:, None])[:, 0]
-                          if logprobs else None)
+            yield token, logits
             if history is not None:
                 history.seen.scatter_(1, token[:, None], True)
             if texts is not None:
@@ -339,15 +368,19 @@ class TextGenerator:
                 if all(text.ended for text in texts):
                     return
             elif eos is not None:
-                done |= token == eos
-                if bool(done.all()):
-                    return
+                if len(rows) == 1:                     # batch 1: one op, not three
+                    if int(token) == eos:
+                        return
+                else:
+                    done |= token == eos
+                    if bool(done.all()):
+                        return
             if t + 1 < max_new_tokens:
                 logits = step(token)                                         # [B, V]
 
     def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
         shown = 0
-        for _ in self._steps(encoded, strategy, max_new_tokens, seed, [row], logprobs=False):
+        for _ in self._steps(encoded, strategy, max_new_tokens, seed, [row]):
             settled = row.settled()
             if len(settled) > shown:
                 yield settled[shown:]

@@ -77,13 +77,18 @@ class LanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def plain_embedding(module: nn.Module) -> bool:
+    """A bare nn.Embedding lookup: no max_norm renormalising rows, not sparse."""
+    return type(module) is nn.Embedding and module.max_norm is None and not module.sparse
+
+
 def direct(module: nn.Module):
     """The function a plain nn.Embedding or nn.Linear computes, without the module call
     (its hooks machinery costs more than the lookup itself at batch 1: about 25 us per
     generated token of 150 here); any other module as it is. Same numbers either way."""
     if type(module) is nn.Linear:
         return partial(F.linear, weight=module.weight, bias=module.bias)
-    if type(module) is nn.Embedding and module.max_norm is None and not module.sparse:
+    if plain_embedding(module):
         return partial(F.embedding, weight=module.weight, padding_idx=module.padding_idx,
                        scale_grad_by_freq=module.scale_grad_by_freq)
     return module
@@ -102,8 +107,15 @@ class TokenStepper:
         # a stepper may offer step_view: its output as a view of its buffers, valid until
         # its next call; the head reads it at once, so no copy is needed
         self.step = getattr(self.cell, "step_view", self.cell)
+        # ... and fold_input(table): ids -> that view, taking the embedding's rows through
+        # the first layer's input weights once for the whole vocabulary (None: declined)
+        fold = getattr(self.cell, "fold_input", None)
+        self.step_ids = (fold(model.embedding.weight.detach())
+                         if fold is not None and plain_embedding(model.embedding) else None)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.step_ids is not None:
+            return self.head(self.step_ids(ids))                     # [B] -> [B, H] -> [B, V]
         return self.head(self.step(self.embedding(ids)))              # [B, E] -> [B, H*D] -> [B, V]
 
     @property

@@ -13,6 +13,11 @@ gradient scaler.
                    amp_skipped), and the scaler's state is saved for exact resume.
                    Refused on CPU: torch's CPU kernels cannot train every cell in float16
                    (oneDNN has no float16 LSTM).
+    "auto"         "bf16" where the device computes in bfloat16 natively: a CUDA GPU that
+                   supports it, or a CPU with AVX512-BF16 or AMX (oneDNN's bfloat16
+                   LSTM and matrix products: a 1x512 LSTM trains 2.4x faster here);
+                   float32 elsewhere, where emulated bfloat16 would be slower. No warning
+                   either way.
 
 On other devices (mps) autocast is not applied and the run warns that amp has no effect.
 """
@@ -45,17 +50,29 @@ class Precision:
         return torch.autocast(self.device_type, dtype=DTYPES[self.mode])
 
 
-def mode_of(amp) -> str | None:
-    """The spec's train.amp (false, true, "bf16", "fp16") as None, "bf16" or "fp16"."""
+def mode_of(amp, device_type: str | None = None) -> str | None:
+    """The spec's train.amp (false, true, "bf16", "fp16", "auto") as None, "bf16" or
+    "fp16"; "auto" on `device_type` (None: not known yet, taken as None)."""
     if amp is True:
         return "bf16"
+    if amp == "auto":
+        return "bf16" if device_type is not None and native_bf16(device_type) else None
     return amp or None
+
+
+def native_bf16(device_type: str) -> bool:
+    """Whether this machine's `device_type` computes in bfloat16 natively."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
 
 
 def precision_for(amp, device: torch.device) -> Precision:
     """What `train.amp` means on `device`; SpecError for "fp16" where it can't run.
     A mode the device lacks (bf16 on mps) is None here: the run warns (`ignored`)."""
-    mode = mode_of(amp)
+    mode = mode_of(amp, device.type)
     if mode is None:
         return Precision(None, device.type)
     if (problem := amp_problem(amp, device.type)) is not None:

@@ -79,8 +79,26 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return F.dropout(x, p, True)
     if p >= 1.0:
         return x * 0.0
-    keep = torch.empty(x.shape, device=x.device, dtype=x.dtype).bernoulli_(1.0 - p, generator=g)
-    return x * keep / (1.0 - p)
+    return x * keep_mask(x.shape, 1.0 - p, g, x.device, x.dtype)
+
+
+MASK_BITS = 16          # random bits per mask entry: keep probabilities in steps of 2**-16
+
+
+def keep_mask(shape: torch.Size, keep: float, generator: torch.Generator,
+              device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[shape] of 0 and 1/keep, each entry 1/keep with probability round(keep * 2**16) /
+    2**16 (within 8e-6 of `keep`): inverted dropout's scaled mask.
+
+    Each int64 draw gives four entries' 16 bits. On CPU, bernoulli_ (what F.dropout uses)
+    costs ~9 ns an entry: at [100, 64, 512] it took 28 ms of a 112 ms training step here,
+    where this mask takes ~6 ms (randint 3 ms + compare and scale)."""
+    n = math.prod(shape)
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64,
+                          generator=generator, device=device)
+    bits = words.view(torch.int16)[:n].view(shape)                    # uniform in int16
+    threshold = round(keep * (1 << MASK_BITS)) - (1 << (MASK_BITS - 1))
+    return (bits < threshold).to(dtype) * (1.0 / keep)
 
 
 # -- initialisation ------------------------------------------------------------------------

@@ -150,6 +150,26 @@ def test_amp_true_is_bf16(session):
     assert as_true != as_fp32                    # ... and not float32
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_where_the_cpu_has_it_else_float32(session, native, monkeypatch):
+    """"auto" follows the hardware (seqgen.precision.native_bf16): bf16 exactly where it
+    is native, float32 exactly elsewhere, and no warning either way."""
+    monkeypatch.setattr(seqgen.precision, "native_bf16", lambda device_type: native)
+    events = []
+    session.run(amp_spec("auto"), save=False, emit=events.append)
+    auto = [s["loss"] for s in steps_of(events)]
+    same = [s["loss"] for s in run_steps(session, amp_spec("bf16" if native else False),
+                                         save=False)]
+    assert len(auto) == 4 and auto == same
+    assert amp_warnings(events) == []
+
+
+def test_native_bf16_reads_the_cpu():
+    flags = (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert seqgen.precision.native_bf16("cpu") == bool(flags)
+    assert seqgen.precision.native_bf16("mps") is False
+
+
 # -- 3. bf16 on CPU ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cell", ["lstm", "gru-scratch"])

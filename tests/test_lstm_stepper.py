@@ -120,3 +120,67 @@ def test_above_max_batch_single_steps_run_the_module(monkeypatch):
         assert calls == [1]
         cell(torch.randn(1, MAX_BATCH, 5))
         assert calls == [1]
+
+
+# -- fold_input: the embedding taken through layer 1's input weights once -----------------
+
+@pytest.mark.parametrize("blocks", [1, 2, 4])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("layers,bias", [(1, True), (3, True), (2, False)])
+def test_folded_steps_give_nn_lstm_numbers_on_embedded_ids(blocks, batch, layers, bias):
+    cell = lstm(layers, bias)
+    table = torch.randn(9, 5)                                          # [V=9, I=5]
+    ids = torch.randint(0, 9, (7, batch))
+    state = random_state(cell, batch)
+    with torch.inference_mode():
+        want, (want_h, want_c) = cell.rnn(table[ids], state)
+        stepper = LSTMStepper(cell, state, blocks)
+        step_ids = stepper.fold_input(table)
+        got = torch.stack([step_ids(ids_t).clone() for ids_t in ids])
+        got_h, got_c = stepper.state
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got_h, want_h, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got_c, want_c, atol=1e-6, rtol=0)
+
+
+def test_fold_input_declines_large_vocabularies_and_other_widths():
+    cell = lstm()
+    with torch.inference_mode():
+        stepper = LSTMStepper(cell, random_state(cell, 1), 1)
+        assert stepper.fold_input(torch.randn(11, 5)) is None           # V > 2 I
+        assert stepper.fold_input(torch.randn(4, 6)) is None            # not the input width
+        assert stepper.fold_input(torch.randn(10, 5)) is not None
+
+
+def test_the_token_stepper_folds_a_plain_embedding_and_keeps_the_numbers():
+    """The model's token stepper (generation) folds; its logits match the unfolded path."""
+    import seqgen
+    session = seqgen.Session(entry_points=False)
+    spec = session.resolve({"dataset": {"type": "synthetic"},
+                            "model": {"embedding": {"type": "learned", "size": 16},
+                                      "cell": {"type": "lstm", "hidden_size": 8,
+                                               "num_layers": 2}}})
+    model = session.build_model(spec, 20).eval()
+    ids = torch.randint(0, 20, (12, 2))
+    with torch.inference_mode():
+        state = model.initial_state(2)
+        want, _ = model(ids, state)                                      # [T, B, V]
+        stepper = model.stepper(state)
+        assert stepper.step_ids is not None
+        got = torch.stack([stepper(ids_t) for ids_t in ids])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_folded_and_plain_steps_share_the_state():
+    """step_ids and calling the stepper with embedded rows may be mixed: one state."""
+    cell = lstm(2)
+    table = torch.randn(9, 5)
+    ids = torch.randint(0, 9, (6, 2))
+    state = random_state(cell, 2)
+    with torch.inference_mode():
+        want, _ = cell.rnn(table[ids], state)
+        stepper = LSTMStepper(cell, state, 2)
+        step_ids = stepper.fold_input(table)
+        got = [step_ids(ids_t).clone() if t % 2 else stepper(table[ids_t])
+               for t, ids_t in enumerate(ids)]
+    torch.testing.assert_close(torch.stack(got), want, atol=1e-6, rtol=0)

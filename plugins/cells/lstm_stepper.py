@@ -34,18 +34,23 @@ def blocks_for_threads() -> int:
 
 class _Layer:
     """One layer's views into the stepper's buffers, and its prepared weights."""
-    __slots__ = ("xh", "w", "bias", "gates", "sig", "i", "f", "g", "o", "tanh_g", "c",
-                 "tanh_c", "h")
+    __slots__ = ("xh", "w", "bias", "table", "gates", "sig", "i", "f", "g", "o", "tanh_g",
+                 "c", "tanh_c", "h")
 
-    def __init__(self, xh, w_ih, w_hh, b_ih, b_hh, c, h, blocks: int):
+    def __init__(self, xh, w_ih, w_hh, b_ih, b_hh, c, h, blocks: int, table=None):
         B, H = h.shape
         rows = 4 * H // blocks                                      # gate rows per block
         # [4H, I+H] -> [blocks, I+H, rows]: block j is gate rows j*rows.., made contiguous:
         # with this layout a row's products round the same at every batch size from 2 on
         # (a transposed view switches kernels at 16 rows), which `seqgen serve` relies on
-        self.w = torch.cat([w_ih, w_hh], 1).unflatten(0, (blocks, rows)).transpose(1, 2)
-        self.w = self.w.contiguous()
+        # (w_ih None: the layer's input products come from `table`, see fold_input)
+        w = w_hh if w_ih is None else torch.cat([w_ih, w_hh], 1)
+        self.w = w.unflatten(0, (blocks, rows)).transpose(1, 2).contiguous()
         self.bias = None if b_ih is None else (b_ih + b_hh).view(blocks, 1, rows)
+        self.table = None
+        if table is not None:                          # [V, 4H] -> [blocks, V, rows]
+            self.table = table.unflatten(1, (blocks, rows)).transpose(0, 1).contiguous()
+            self.bias = h.new_empty(blocks, B, rows)   # this step's rows of the table
         self.xh = xh.expand(blocks, B, xh.shape[1])                  # [blocks, B, I+H]
         self.gates = h.new_empty(blocks, B, rows)                    # pre-activation
         self.sig = torch.empty_like(self.gates)                      # sigmoid of every gate
@@ -59,7 +64,9 @@ class _Layer:
         self.tanh_g, self.tanh_c = h.new_empty(B, H), h.new_empty(B, H)
         self.c, self.h = c, h                                        # [B, H] buffer views
 
-    def step(self) -> None:
+    def step(self, ids=None) -> None:
+        if self.table is not None:
+            torch.index_select(self.table, 1, ids, out=self.bias)
         if self.bias is None:
             torch.bmm(self.xh, self.w, out=self.gates)
         else:
@@ -91,7 +98,8 @@ class LSTMStepper:
         self.xh[:, I:].view(B, L, H).copy_(h.transpose(0, 1))
         self.c = c.clone()                                            # [L, B, H], updated in place
         self.layers = []
-        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(cell.all_layer_weights()):
+        self.weights = cell.all_layer_weights()
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.weights):
             start = 0 if layer == 0 else I + (layer - 1) * H
             stop = I + (layer + 1) * H
             self.layers.append(_Layer(self.xh[:, start:stop], w_ih, w_hh, b_ih, b_hh,
@@ -109,6 +117,35 @@ class LSTMStepper:
         for layer in self.layers:
             layer.step()
         return self.layers[-1].h
+
+    def fold_input(self, table: torch.Tensor):
+        """For a stepper fed embedding rows: `table` [V, I] is the embedding's weight.
+        Returns `step_ids`: ids [B] -> output [B, H] (a view, as step_view), which takes
+        layer 1's input products from table @ W_ih^T + b [V, 4H], computed once, so a
+        token costs a row lookup instead of the embedding and [x | h] products over the
+        input's weights (at batch 1 each op after the step costs ~10 us, and W_ih is 8%
+        of the weights a token streams). Only the summation order changes (rounding,
+        ~1e-7). None when the table would be more than twice W_ih's size (large
+        vocabularies): then keep embedding and stepping."""
+        first = self.layers[0]
+        V, I = table.shape
+        if I != self.input_size or V > 2 * I:
+            return None
+        w_ih, w_hh, b_ih, b_hh = self.weights[0]
+        with torch.no_grad():
+            folded = table @ w_ih.T if b_ih is None else torch.addmm(b_ih + b_hh, table, w_ih.T)
+        H = first.h.shape[1]
+        blocks = first.w.shape[0]
+        # the same state buffers as layer 1's: calls and step_ids may be mixed
+        folded_first = _Layer(self.xh[:, I:I + H], None, w_hh, None, None, first.c, first.h,
+                              blocks, table=folded)
+
+        def step_ids(ids: torch.Tensor) -> torch.Tensor:
+            folded_first.step(ids)
+            for layer in self.layers[1:]:
+                layer.step()
+            return self.layers[-1].h
+        return step_ids
 
     @property
     def state(self) -> State:
