@@ -159,14 +159,19 @@ def measure_training(factories: dict, warmup: int, repeats: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def timing_options(description: str) -> tuple[int, int]:
+    """--quick and --threads N, applied: (warm-up rounds, timed rounds)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer timed rounds")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before measuring")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    warmup, repeats = (1, 3) if args.quick else (2, 9)
+    return (1, 3) if args.quick else (2, 9)
+
+
+def main() -> None:
+    warmup, repeats = timing_options(__doc__.splitlines()[0])
 
     cells = {}
     register_cells(lambda name, factory, **_: cells.setdefault(name, factory))

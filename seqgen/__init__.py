@@ -42,6 +42,7 @@ from .report import Report
 from .inspection import Inspection, LayerTrace, write_inspection
 from .token_cache import TokenCache
 from .distributed import World
+from .native import load_native
 from .vocab import BOS, EOS, PAD, UNK, Vocab, smallest_int_dtype
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
     "Inspection", "LayerTrace", "write_inspection", "TokenCache", "read_text_chunks",
     "World", "Attention", "masked_softmax", "weighted_sum", "PairSet", "Seq2Seq", "Translation",
-    "write_attention_heatmap",
+    "write_attention_heatmap", "load_native",
 ]
 
 

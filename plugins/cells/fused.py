@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgen import State, Stepper
 
+from . import gru_cpu
 from .base import RecurrentCell
 from .init import apply_init
 from .lstm_stepper import MAX_BATCH, LSTMStepper, blocks_for_threads
@@ -129,6 +130,15 @@ class FusedGRU(FusedCell):
 
     def layer_recurrence(self, index: int):
         return gru_recurrence
+
+    def _forward(self, x: torch.Tensor, state, lengths: torch.Tensor | None):
+        """CPU training runs seqgen's GRU kernel where it applies (gru_cpu.py: about 1.3x
+        faster than nn.GRU here, and faster than nn.LSTM); else as FusedCell."""
+        if gru_cpu.applies(self, x, lengths):
+            if state is None:
+                state = self.initial_state(x.shape[1], x.device)
+            return gru_cpu.train_forward(self, x, state)
+        return super()._forward(x, state, lengths)
 
 
 class FusedLSTM(FusedCell):
