@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -54,6 +55,7 @@ def _build(path: Path, name: str):
     from torch.utils import cpp_extension
     cflags, ldflags, suffix = native_flags()
     full = f"{name}_{suffix}"
+    _clear_stale_lock(cpp_extension, full)
     if not _built_before(cpp_extension, full):
         print(f"seqgen: building the C++ kernel {path.name} (once per machine, about 30 s)",
               file=sys.stderr)
@@ -75,3 +77,21 @@ def _built_before(cpp_extension, name: str) -> bool:
     except Exception:
         return True
     return os.path.exists(os.path.join(directory, f"{name}.so"))
+
+
+STALE_LOCK_SECONDS = 600     # a build takes well under a minute
+
+
+def _clear_stale_lock(cpp_extension, name: str) -> None:
+    """Remove a build lock left by a process killed mid-build: torch waits on it forever.
+    One older than STALE_LOCK_SECONDS cannot belong to a build still running."""
+    try:
+        lock = os.path.join(cpp_extension._get_build_directory(name, verbose=False), "lock")
+        if time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
+            os.remove(lock)
+            print(f"seqgen: removed a stale build lock left by an interrupted build: {lock}",
+                  file=sys.stderr)
+    except OSError:
+        pass                     # no lock (the usual case), or it went away meanwhile
+    except Exception:
+        pass                     # torch's private helper changed: leave it to torch

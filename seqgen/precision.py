@@ -65,7 +65,9 @@ def native_bf16(device_type: str) -> bool:
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        probes = [getattr(torch.cpu, name, None) for name in
+                  ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]   # private: guarded
+        return any(probe() for probe in probes if probe is not None)
     return False
 
 

@@ -137,3 +137,37 @@ def test_training_runs_the_kernel_not_the_module(monkeypatch):
     assert out.shape == (4, 3, 10) and state.shape == (2, 3, 10)
     with pytest.raises(AssertionError, match="the torch module ran"):
         cell.eval()(torch.randn(4, 3, 6))
+
+
+@needs_kernel
+@pytest.mark.parametrize("bias", [-60.0, -100.0, 100.0])
+def test_saturated_gates_stay_finite_as_in_nn_gru(bias, monkeypatch):
+    """exp overflows at these pre-activations; the gates must saturate, not become NaN."""
+    cell = gru(1)
+    with torch.no_grad():
+        cell.rnn.bias_ih_l0.fill_(bias)
+    x = torch.randn(3, 2, 6)
+    ours = gradients_of(cell, x, None, True, monkeypatch)
+    torch_ = gradients_of(cell, x, None, False, monkeypatch)
+    assert torch.isfinite(ours[0]).all()
+    torch.testing.assert_close(ours[0], torch_[0], atol=1e-5, rtol=0)
+    for mine, theirs in zip(ours[2], torch_[2]):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=0)
+
+
+def test_a_stale_build_lock_is_cleared(tmp_path, monkeypatch, capsys):
+    """A build killed mid-way leaves torch's lock file, which torch would wait on forever."""
+    import os
+    import time
+
+    from torch.utils import cpp_extension
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
+    lock = tmp_path / "lock"
+    lock.touch()
+    seqgen.native._clear_stale_lock(cpp_extension, "x")
+    assert lock.exists()                                         # fresh: maybe a live build
+    old = time.time() - seqgen.native.STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+    seqgen.native._clear_stale_lock(cpp_extension, "x")
+    assert not lock.exists()
+    assert "removed a stale build lock" in capsys.readouterr().err

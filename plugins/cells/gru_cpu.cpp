@@ -6,12 +6,19 @@
 // vectorised pass over the gates, and the weight gradients are GEMMs over all steps.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 using torch::Tensor;
 
-template <typename S> static inline S sigm(S x) { return S(1) / (S(1) + std::exp(-x)); }
+// The logistic function. x is clamped where exp(-x) would overflow: under -ffast-math an
+// infinite exp makes 1 / (1 + inf) NaN instead of 0 (a saturated gate must stay finite).
+template <typename S> static inline S sigm(S x) {
+  const S limit = sizeof(S) == 4 ? S(80) : S(700);
+  x = std::min(std::max(x, -limit), limit);
+  return S(1) / (S(1) + std::exp(-x));
+}
 
 // Forward, one row: g [3H] holds the input products (+ b_ih) and becomes r | z | n in
 // place; gh [3H] = W_hh h + b_hh; ghn_out [H] keeps W_hn h + b_hn; h [H] -> y [H].

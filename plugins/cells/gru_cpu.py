@@ -29,7 +29,8 @@ def kernel():
 
 def applies(cell, x: torch.Tensor, lengths) -> bool:
     """Whether `cell` (a FusedGRU) trains this batch through the kernel."""
-    return (x.device.type == "cpu" and cell.training and torch.is_grad_enabled()
+    return (x.device.type == "cpu" and x.shape[0] > 0 and cell.training
+            and torch.is_grad_enabled()
             and lengths is None and not cell.bidirectional
             and (cell.dropout == 0.0 or cell.num_layers == 1)
             and x.dtype in (torch.float32, torch.float64)
@@ -57,6 +58,7 @@ class _Layer(torch.autograd.Function):
         return y
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         x, h0, w_ih, w_hh, y, rzn, ghn = ctx.saved_tensors
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = kernel().backward(
