@@ -158,7 +158,7 @@ def per_token(gen, random) -> dict:
     cells = alternate({"stepper": stepper_loop, "module": module_no_grad,
                        "module_autograd": module_loop})
     loops = alternate({"seqgen": lambda: gen.generate(["a"], random, NEW, 1, seed=0),
-                       "textbook": textbook_no_grad}, rounds=3)
+                       "textbook": textbook_no_grad}, rounds=7)
     us = {name: round(s / steps * 1e6, 1) for name, s in cells.items()}
     loop_us = {name: round(s / NEW * 1e6, 1) for name, s in loops.items()}
     with torch.inference_mode():
