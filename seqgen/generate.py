@@ -102,7 +102,7 @@ def _ignore(message: str) -> None:
 class LogProbs:
     """Each generated token's log-probability under the model, computed a chunk of steps
     at a time: one log_softmax and one gather over [steps, B, V] instead of three small
-    ops a step (at batch 1 each op after the recurrent step costs ~10 us: the step's
+    ops a step (at batch 1 each op after the recurrent step costs 15-20 us: the step's
     weights have pushed torch's code out of the CPU caches). Same numbers as per step.
     A chunk holds up to CHUNK logits, so memory stays bounded for any batch and vocab."""
     CHUNK = 1 << 20

@@ -9,6 +9,7 @@ import seqgen.native
 from seqgen_plugins.cells import gru_cpu
 from seqgen_plugins.cells.fused import FusedGRU
 
+real_applies = gru_cpu.applies           # tests patch gru_cpu.applies; this is the real one
 needs_kernel = pytest.mark.skipif(gru_cpu.kernel() is None,
                                   reason="the GRU kernel cannot be built here (no compiler)")
 
@@ -32,8 +33,6 @@ def gradients_of(cell, x, state, use_kernel: bool, monkeypatch):
     grads = [x.grad] + ([] if state is None else [state.grad])
     return out, final, grads + [p.grad for p in cell.parameters()]
 
-
-real_applies = gru_cpu.applies
 
 
 @needs_kernel

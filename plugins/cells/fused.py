@@ -132,8 +132,8 @@ class FusedGRU(FusedCell):
         return gru_recurrence
 
     def _forward(self, x: torch.Tensor, state, lengths: torch.Tensor | None):
-        """CPU training runs seqgen's GRU kernel where it applies (gru_cpu.py: about 1.3x
-        faster than nn.GRU here, and faster than nn.LSTM); else as FusedCell."""
+        """CPU training runs seqgen's GRU kernel where it applies (gru_cpu.py: about 1.5x
+        faster than nn.GRU here, and 1.27x nn.LSTM); else as FusedCell."""
         if gru_cpu.applies(self, x, lengths):
             if state is None:
                 state = self.initial_state(x.shape[1], x.device)

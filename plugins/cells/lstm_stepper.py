@@ -114,7 +114,12 @@ class LSTMStepper:
         next call: for a caller that uses it at once (the model's token stepper feeds it
         to the head), which saves a copy per token."""
         self.xh[:, :self.input_size].copy_(x)
-        for layer in self.layers:
+        self.layers[0].step()
+        return self._upper_layers()
+
+    def _upper_layers(self) -> torch.Tensor:
+        """Step layers 2..L (layer 1 has just stepped); the top layer's h, a view."""
+        for layer in self.layers[1:]:
             layer.step()
         return self.layers[-1].h
 
@@ -123,7 +128,7 @@ class LSTMStepper:
         Returns `step_ids`: ids [B] -> output [B, H] (a view, as step_view), which takes
         layer 1's input products from table @ W_ih^T + b [V, 4H], computed once, so a
         token costs a row lookup instead of the embedding and [x | h] products over the
-        input's weights (at batch 1 each op after the step costs ~10 us, and W_ih is 8%
+        input's weights (at batch 1 each op after the step costs 15-20 us, and W_ih is 8%
         of the weights a token streams). Only the summation order changes (rounding,
         ~1e-7). None when the table would be more than twice W_ih's size (large
         vocabularies): then keep embedding and stepping."""
@@ -142,9 +147,7 @@ class LSTMStepper:
 
         def step_ids(ids: torch.Tensor) -> torch.Tensor:
             folded_first.step(ids)
-            for layer in self.layers[1:]:
-                layer.step()
-            return self.layers[-1].h
+            return self._upper_layers()
         return step_ids
 
     @property
