@@ -22,7 +22,9 @@ each does the same work per token. Greedy runs of both agree token for token (ch
     largest difference between their outputs. Also the whole generation loop per token
     (embedding, head and sampling too), seqgen vs the textbook loop.
 (c) seqgen tokens/s at batch sizes 1, 64 and 1024.
-(d) where a batch-1 token's time goes: each piece timed alone (profile_batch1).
+(d) where a batch-1 token's time goes: each piece timed alone (profile_batch1), and the
+    whole loop with the fused LSTM's C++ loop (plugins/cells/lstm_generate.cpp, what
+    batch-1 generation runs) and without it (the torch ops path).
 """
 from __future__ import annotations
 
@@ -30,10 +32,13 @@ import argparse
 import json
 import time
 
+from unittest import mock
+
 import torch
 
 import seqgen
 from seqgen.generate import TextGenerator
+from seqgen_plugins.cells import lstm_generate
 
 VOCAB, EMBED, HIDDEN, LAYERS = 65, 64, 256, 2
 SAMPLES, NEW = 64, 500
@@ -186,7 +191,8 @@ def stepper_difference(cell, lstm, steps: int = 200) -> float:
 
 def profile_batch1(gen, random) -> dict:
     """Where a batch-1 token's time goes (us per token, best of 5 loops of NEW tokens).
-    Each piece alone, then the recurrent step followed by one more small op: at batch 1
+    The whole loop (C++ loop on and off); then the torch path's pieces, each alone, and
+    the recurrent step followed by one more small op: at batch 1
     the step streams ~3.4 MB of weights through a 2 MB L2, which evicts torch's code, so
     every op after it runs cold (its cost in the loop is that penalty, not its own)."""
     with torch.inference_mode():
@@ -197,8 +203,12 @@ def profile_batch1(gen, random) -> dict:
         h = torch.randn(1, HIDDEN)
         generator = torch.Generator().manual_seed(0)
         token = torch.tensor([3])
+        def torch_path():
+            with mock.patch.object(lstm_generate, "kernel", lambda: None):
+                gen.generate(["a"], random, NEW, 1, seed=0)
         pieces = {
             "whole_loop": lambda: gen.generate(["a"], random, NEW, 1, seed=0),
+            "whole_loop, torch path (C++ loop off)": torch_path,
             "token_step (embedding, cell, head)": lambda: [tokens(ids) for _ in range(NEW)],
             "cell_step alone": lambda: [cell.step_view(x) for _ in range(NEW)],
             "cell_step + one small op (h + 1)": lambda: [(cell.step_view(x), h.add(1))

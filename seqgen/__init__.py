@@ -17,7 +17,7 @@ from .data import Dataset, PairSet, SequenceSet, Split, TokenStream
 from .errors import (CheckpointError, DataError, GenerationError, PluginError, ScaffoldError,
                      SeqgenError, SpecError, TrainingError, UnknownComponentError)
 from .hookspecs import hookimpl
-from .strategy import GenerationWarning, Hypothesis, Strategy
+from .strategy import GenerationWarning, Hypothesis, PlainChoice, Strategy
 from .processors import History, LogitsProcessor
 from .loggers import Logger
 from . import options
@@ -56,7 +56,7 @@ __all__ = [
     "Score", "Sample", "Progress", "LoadFailure", "LanguageModel", "Composed", "Origin", "Report",
     "Inspection", "LayerTrace", "write_inspection", "TokenCache", "read_text_chunks",
     "World", "Attention", "masked_softmax", "weighted_sum", "PairSet", "Seq2Seq", "Translation",
-    "write_attention_heatmap", "load_native",
+    "write_attention_heatmap", "load_native", "PlainChoice",
 ]
 
 

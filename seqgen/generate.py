@@ -108,21 +108,24 @@ class LogProbs:
     CHUNK = 1 << 20
 
     def __init__(self):
-        self.logits, self.tokens, self.done = [], [], []          # pending; [n, B] parts
+        self.logits, self.tokens, self.done = [], [], []      # pending [n, B, V] / [n, B]
+        self.pending = 0                                        # logits held
 
-    def add(self, logits: torch.Tensor, token: torch.Tensor) -> None:
-        """logits [B, V] (not changed afterwards: the stepper returns new ones), token [B]."""
+    def add(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        """logits [n, B, V] of n steps (not changed afterwards: the stepper returns new
+        ones), tokens [n, B] chosen from them."""
         self.logits.append(logits)
-        self.tokens.append(token)
-        if len(self.logits) * logits.numel() >= self.CHUNK:
+        self.tokens.append(tokens)
+        self.pending += logits.numel()
+        if self.pending >= self.CHUNK:
             self._flush()
 
     def _flush(self) -> None:
         if self.logits:
-            logits = torch.stack(self.logits).float()                        # [n, B, V]
-            tokens = torch.stack(self.tokens)[..., None]                     # [n, B, 1]
+            logits = torch.cat(self.logits).float()                          # [n, B, V]
+            tokens = torch.cat(self.tokens)[..., None]                       # [n, B, 1]
             self.done.append(torch.log_softmax(logits, -1).gather(2, tokens)[..., 0])
-            self.logits, self.tokens = [], []
+            self.logits, self.tokens, self.pending = [], [], 0
 
     def rows(self) -> list[list[float]]:
         """[B][T] log-probabilities, or [] when nothing was added."""
@@ -198,10 +201,10 @@ class TextGenerator:
         rows = [ids for ids in encoded for _ in range(num_samples)]
         texts = [RowText(self.vocab, stops) for _ in rows] if stops else None
         tokens, logps = [], LogProbs()
-        for token, logits in self._steps(rows, strategy, max_new_tokens, seed, texts):
-            tokens.append(token)
-            logps.add(logits, token)
-        tokens = torch.stack(tokens, 1).tolist() if tokens else [[] for _ in rows]  # [B, T]
+        for chunk, logits in self._steps(rows, strategy, max_new_tokens, seed, texts):
+            tokens.append(chunk)
+            logps.add(logits, chunk)
+        tokens = torch.cat(tokens).T.tolist() if tokens else [[] for _ in rows]     # [B, T]
         logps = logps.rows() or [[] for _ in rows]
         samples = []
         for row, (toks, lps) in enumerate(zip(tokens, logps)):
@@ -340,7 +343,8 @@ class TextGenerator:
     @torch.inference_mode()
     def _steps(self, rows: list[torch.Tensor], strategy: Strategy, max_new_tokens: int,
                seed: int, texts: list[RowText] | None) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Yield (token [B] int64, the logits [B, V] it was chosen from) at every step,
+        """Yield (tokens [n, B] int64, the logits [n, B, V] they were chosen from) for the
+        next n steps (one, or a chunk where a native loop runs them: _native_steps),
         until max_new_tokens or every row has ended. `texts` (one per row, when stop
         strings or a stream need the text) are fed each row's tokens until that row ends.
         Log-probabilities are the caller's to compute, if it wants them (LogProbs)."""
@@ -348,6 +352,13 @@ class TextGenerator:
         step = self.model.stepper(state)
         device = logits.device
         generator = torch.Generator(device=device).manual_seed(seed)
+        choice = strategy.plain_choice
+        loop = getattr(step, "loop", None)
+        if (loop is not None and choice is not None and not strategy.needs_history
+                and logits.dtype == torch.float32 == torch.get_default_dtype()):
+            yield from self._native_steps(loop, choice, logits[0], max_new_tokens,
+                                          generator, texts[0] if texts else None)
+            return
         history = None
         if strategy.needs_history:  # seen [B, V]: which tokens each row's prompt and output hold
             history = History(torch.zeros(logits.shape, dtype=torch.bool, device=device))
@@ -358,7 +369,7 @@ class TextGenerator:
         for t in range(max_new_tokens):
             token = (strategy.choose(logits, generator) if history is None      # [B]
                      else strategy.choose(logits, generator, history))
-            yield token, logits
+            yield token[None], logits[None]
             if history is not None:
                 history.seen.scatter_(1, token[:, None], True)
             if texts is not None:
@@ -377,6 +388,36 @@ class TextGenerator:
                         return
             if t + 1 < max_new_tokens:
                 logits = step(token)                                         # [B, V]
+
+    FIRST_CHUNK, LAST_CHUNK = 8, 256      # native chunks double from the first to the last
+
+    def _native_steps(self, loop, choice, logits: torch.Tensor, max_new_tokens: int,
+                      generator: torch.Generator, text: RowText | None):
+        """_steps at batch 1 through the model's native loop (TokenStepper.loop): chunks
+        of steps and choices, each one call. The chunks start small, so a stream shows its
+        first text soon, and double. A draw takes one uniform number per step, drawn a
+        chunk at a time from the same generator: the numbers the per-step path would
+        draw (a chunk's unused ones are never needed: the generator serves only this
+        loop). logits [V] (the prompt's next-token logits)."""
+        logits = logits.clone()                     # [V]; the loop writes the next ones in
+        eos, done, size = self.vocab.eos_id, 0, self.FIRST_CHUNK
+        while done < max_new_tokens:
+            count = min(size, max_new_tokens - done)
+            uniforms = (torch.rand(count, generator=generator)                # [count]
+                        if choice.temperature > 0 else None)
+            tokens, chosen_from = loop.run(logits, count, choice.temperature, uniforms, eos,
+                                           done + count < max_new_tokens)  # [n], [n, V]
+            done += count
+            ended = eos is not None and int(tokens[-1]) == eos
+            if text is not None:
+                for i, token in enumerate(tokens.tolist()):
+                    if text.add(token):
+                        tokens, chosen_from, ended = tokens[:i + 1], chosen_from[:i + 1], True
+                        break
+            yield tokens[:, None], chosen_from[:, None]
+            if ended:
+                return
+            size = min(2 * size, self.LAST_CHUNK)
 
     def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
         shown = 0

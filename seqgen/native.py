@@ -37,23 +37,29 @@ def native_flags() -> tuple[list[str], list[str], str]:
     return ["-O3"], [], "generic"
 
 
-def load_native(module_file: str, source: str, name: str):
+def load_native(module_file: str, source: str, name: str, *, openmp: bool = False):
     """The extension built from `source` (a file beside `module_file`, e.g. the calling
     plugin's __file__), named `name` (unique to the kernel and its version); None where
-    it cannot be built or SEQGEN_NATIVE=0. Built at most once per process."""
+    it cannot be built or SEQGEN_NATIVE=0. Built at most once per process.
+
+    openmp: compile with -fopenmp, so at::parallel_for in the source runs on torch's
+    intra-op threads (without it, it runs serially). The extension then shares torch's
+    OpenMP runtime (the same libgomp.so.1, already loaded)."""
     if name in _loaded:
         return _loaded[name]
     with _lock:
         if name not in _loaded:
-            _loaded[name] = _build(Path(module_file).with_name(source), name)
+            _loaded[name] = _build(Path(module_file).with_name(source), name, openmp)
     return _loaded[name]
 
 
-def _build(path: Path, name: str):
+def _build(path: Path, name: str, openmp: bool):
     if os.environ.get("SEQGEN_NATIVE", "1") == "0":
         return None
     from torch.utils import cpp_extension
     cflags, ldflags, suffix = native_flags()
+    if openmp:
+        cflags, ldflags, suffix = cflags + ["-fopenmp"], ldflags + ["-fopenmp"], suffix + "_omp"
     full = f"{name}_{suffix}"
     _clear_stale_lock(cpp_extension, full)
     if not _built_before(cpp_extension, full):

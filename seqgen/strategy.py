@@ -23,6 +23,17 @@ class Hypothesis:
     score: float             # what the strategy ranked by (higher is better)
 
 
+@dataclass(frozen=True)
+class PlainChoice:
+    """A strategy's choice when it is one of the plain rules that a model's native
+    generation loop may run itself (Strategy.plain_choice): argmax when temperature is 0
+    (the first of equal maxima); else one draw per row from softmax(logits / temperature)
+    by inverse CDF, with one `torch.rand` number per row from the generator, as
+    seqgen_plugins.strategies.sampling.draw does (the first token whose cumulative
+    probability exceeds u times the total, never past the last token with any)."""
+    temperature: float
+
+
 class Strategy:
     """The contract every decoding-strategy plugin implements.
 
@@ -55,6 +66,11 @@ class Strategy:
     `teacher_ratio(epoch)` is the probability that training feeds the reference token
     instead of the chosen one: 1.0 is pure teacher forcing (the trainer then uses the fast
     whole-sequence path), 0.0 is free running. Decoding strategies default to 0.0.
+
+    `plain_choice`: a strategy whose `choose` is exactly a `seqgen.PlainChoice` rule (and
+    needs no history) may say so; generation at batch 1 may then let the model's native
+    loop make the choices (the fused LSTM's C++ loop does), consuming the generator the
+    same way. None (the default): `choose` is always called.
 
     `warnings()` lists options that have no effect in the chosen combination. Generation
     passes them on, with its own notes about the call (e.g. identical samples from a
@@ -89,6 +105,8 @@ class Strategy:
     stochastic: bool = False
     #: True when `choose` takes a third argument, the `History` of each row.
     needs_history: bool = False
+    #: The plain rule `choose` follows, if it is one (see PlainChoice); None: call choose.
+    plain_choice: Optional[PlainChoice] = None
     #: Optional own decoding loop: search(decoding) -> list[list[Hypothesis]].
     search: Optional[Callable[["Decoding"], list[list[Hypothesis]]]] = None
 

@@ -11,12 +11,16 @@ a token), and the step's dozen small ops each cost a microsecond of dispatch. Th
 Same weights and the same formula as nn.LSTM; only the summation order of the products
 differs (float32 rounding, ~1e-7). Used for unidirectional cells in eval mode without
 autograd, at small batch (FusedLSTM.stepper decides); state (h, c) as nn.LSTM's.
+Batch-1 generation in float32 runs whole chunks of tokens on the same buffers through
+`token_loop` instead (lstm_generate.py: one C++ call per chunk).
 """
 from __future__ import annotations
 
 import torch
 
 from seqgen import State
+
+from .lstm_generate import TokenLoop, applies
 
 # Per step, 2 cores, H=256 (this stepper / lstm_cell / nn.LSTM): 276/338/416 us at 16 rows,
 # 1.46/1.78/1.41 ms at 128, 2.8/3.3/2.9 ms at 256, 12.0/12.8/10.6 ms at 1024. Up to 256
@@ -133,12 +137,10 @@ class LSTMStepper:
         ~1e-7). None when the table would be more than twice W_ih's size (large
         vocabularies): then keep embedding and stepping."""
         first = self.layers[0]
-        V, I = table.shape
-        if I != self.input_size or V > 2 * I:
+        folded = self._fold(table)
+        if folded is None:
             return None
-        w_ih, w_hh, b_ih, b_hh = self.weights[0]
-        with torch.no_grad():
-            folded = table @ w_ih.T if b_ih is None else torch.addmm(b_ih + b_hh, table, w_ih.T)
+        I, w_hh = self.input_size, self.weights[0][1]
         H = first.h.shape[1]
         blocks = first.w.shape[0]
         # the same state buffers as layer 1's: calls and step_ids may be mixed
@@ -149,6 +151,28 @@ class LSTMStepper:
             folded_first.step(ids)
             return self._upper_layers()
         return step_ids
+
+    def _fold(self, table: torch.Tensor) -> torch.Tensor | None:
+        """table [V, I] -> table @ W_ih^T + b_ih + b_hh [V, 4H] for layer 1; None when
+        declined (see fold_input)."""
+        V, I = table.shape
+        if I != self.input_size or V > 2 * I:
+            return None
+        w_ih, _, b_ih, b_hh = self.weights[0]
+        with torch.no_grad():
+            return table @ w_ih.T if b_ih is None else torch.addmm(b_ih + b_hh, table, w_ih.T)
+
+    def token_loop(self, table: torch.Tensor, head_w: torch.Tensor,
+                   head_b: torch.Tensor | None) -> TokenLoop | None:
+        """For batch-1 generation through an embedding `table` [V, I] and a linear head
+        (head_w [V, H], head_b [V] or None): a TokenLoop that runs whole chunks of tokens
+        (steps, head and choices) in one C++ call on this stepper's state (see
+        lstm_generate.py). None where it does not apply (batch > 1, not float32, the
+        table declined as in fold_input, or no kernel)."""
+        if not applies(self, table, head_w, head_b):
+            return None
+        folded = self._fold(table)
+        return None if folded is None else TokenLoop(self, folded, head_w, head_b)
 
     @property
     def state(self) -> State:

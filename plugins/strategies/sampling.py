@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from seqgen import Strategy
+from seqgen import PlainChoice, Strategy
 from seqgen_plugins.processors import RepetitionPenalty, Temperature, TopK, TopP
 
 
@@ -32,6 +32,20 @@ class Chain(Strategy):
         if not self.stochastic:
             return logits.argmax(dim=-1)
         return draw(torch.softmax(logits, dim=-1), generator)
+
+    @property
+    def plain_choice(self):
+        """Argmax, a draw, or a draw after one temperature: the rules a native generation
+        loop runs itself (seqgen.PlainChoice). None for any other chain, and for a
+        subclass with its own choose."""
+        if type(self).choose is not Chain.choose or self.needs_history:
+            return None
+        if not self.processors:
+            return PlainChoice(1.0 if self.stochastic else 0.0)
+        only = self.processors[0]
+        if len(self.processors) == 1 and type(only) is Temperature and self.stochastic:
+            return PlainChoice(only.temperature)
+        return None
 
     def warnings(self):
         notes = [note for p in self.processors for note in p.warnings()]
