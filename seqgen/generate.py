@@ -219,8 +219,10 @@ class TextGenerator:
                warn: Warn | None = None) -> Iterator[str]:
         """The text of one sample, piece by piece as it is generated; the pieces join to
         what `generate([prompt], ...)` gives with the same seed. Text that may still turn
-        out to start a stop string is held back until it cannot. Strategies with their
-        own search yield their text once, at the end. Errors and notes come at once."""
+        out to start a stop string is held back until it cannot. Where a native loop
+        generates (a batch-1 LSTM on CPU) the pieces come a chunk of 8 to 64 tokens at a
+        time. Strategies with their own search yield their text once, at the end. Errors
+        and notes come at once."""
         if not self.decodes or strategy.search is not None:
             sample = self.generate([prompt], strategy, max_new_tokens, 1, seed, on_unknown,
                                    stop=stop, warn=warn)[0]
@@ -353,9 +355,11 @@ class TextGenerator:
         device = logits.device
         generator = torch.Generator(device=device).manual_seed(seed)
         choice = strategy.plain_choice
-        loop = getattr(step, "loop", None)
-        if (loop is not None and choice is not None and not strategy.needs_history
-                and logits.dtype == torch.float32 == torch.get_default_dtype()):
+        native = getattr(step, "native_loop", None)
+        loop = (native() if native is not None and choice is not None and len(rows) == 1
+                and not strategy.needs_history
+                and logits.dtype == torch.float32 == torch.get_default_dtype() else None)
+        if loop is not None:
             yield from self._native_steps(loop, choice, logits[0], max_new_tokens,
                                           generator, texts[0] if texts else None)
             return
@@ -389,7 +393,9 @@ class TextGenerator:
             if t + 1 < max_new_tokens:
                 logits = step(token)                                         # [B, V]
 
-    FIRST_CHUNK, LAST_CHUNK = 8, 256      # native chunks double from the first to the last
+    # native chunks double from the first to the last; with stop strings or a stream the
+    # last is smaller: a row that ends mid-chunk has stepped on to the chunk's end
+    FIRST_CHUNK, LAST_CHUNK, LAST_CHUNK_WITH_TEXT = 8, 256, 64
 
     def _native_steps(self, loop, choice, logits: torch.Tensor, max_new_tokens: int,
                       generator: torch.Generator, text: RowText | None):
@@ -417,7 +423,7 @@ class TextGenerator:
             yield tokens[:, None], chosen_from[:, None]
             if ended:
                 return
-            size = min(2 * size, self.LAST_CHUNK)
+            size = min(2 * size, self.LAST_CHUNK if text is None else self.LAST_CHUNK_WITH_TEXT)
 
     def _stream(self, encoded, strategy, max_new_tokens, seed, row: RowText) -> Iterator[str]:
         shown = 0

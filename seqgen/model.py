@@ -99,11 +99,11 @@ class TokenStepper:
 
         logits = stepper(ids)       ids [B] int64 -> logits [B, V]
         stepper.state               the model's state after the last call
-        stepper.loop                None, or (batch 1, from a cell stepper's token_loop)
-                                    loop.run(logits [V], count, temperature, uniforms,
-                                    eos, step_last) -> (tokens [n], logits [n, V]): a
-                                    chunk of steps and plain choices in one call, on the
-                                    same state (seqgen.generate uses it)
+        stepper.native_loop()       None, or (batch 1, from a cell stepper's token_loop)
+                                    a loop: loop.run(logits [V], count, temperature,
+                                    uniforms, eos, step_last) -> (tokens [n], logits
+                                    [n, V]), a chunk of steps and plain choices in one
+                                    call on the same state (seqgen.generate uses it)
     """
 
     def __init__(self, model: LanguageModel, state: State):
@@ -117,18 +117,24 @@ class TokenStepper:
         fold = getattr(self.cell, "fold_input", None)
         self.step_ids = (fold(model.embedding.weight.detach())
                          if fold is not None and plain_embedding(model.embedding) else None)
-        # ... and token_loop(table, head_w, head_b): whole chunks of batch-1 tokens (steps,
-        # head and choices) in one native call (None: declined; see `loop`)
-        make_loop = getattr(self.cell, "token_loop", None)
-        self.loop = (make_loop(model.embedding.weight.detach(), model.head.weight.detach(),
-                               None if model.head.bias is None else model.head.bias.detach())
-                     if make_loop is not None and self.step_ids is not None
-                     and type(model.head) is nn.Linear else None)
+        self.model, self._loop = model, False            # native_loop(): made on first use
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         if self.step_ids is not None:
             return self.head(self.step_ids(ids))                     # [B] -> [B, H] -> [B, V]
         return self.head(self.step(self.embedding(ids)))              # [B, E] -> [B, H*D] -> [B, V]
+
+    def native_loop(self):
+        """The cell stepper's token_loop over this model's embedding and head, if it
+        offers one and takes them (for batch 1; see the class docstring), else None.
+        Made on the first call, which may build the cell's C++ kernel."""
+        if self._loop is False:
+            make, model = getattr(self.cell, "token_loop", None), self.model
+            self._loop = (make(model.embedding.weight.detach(), model.head.weight.detach(),
+                               None if model.head.bias is None else model.head.bias.detach())
+                          if make is not None and self.step_ids is not None
+                          and type(model.head) is nn.Linear else None)
+        return self._loop
 
     @property
     def state(self) -> State:

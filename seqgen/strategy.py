@@ -33,6 +33,11 @@ class PlainChoice:
     probability exceeds u times the total, never past the last token with any)."""
     temperature: float
 
+    def __post_init__(self):
+        if not 0 <= self.temperature < float("inf"):
+            raise ValueError(f"PlainChoice: temperature must be finite and >= 0 (0: argmax), "
+                             f"got {self.temperature!r}")
+
 
 class Strategy:
     """The contract every decoding-strategy plugin implements.

@@ -13,6 +13,7 @@ from seqgen_plugins.cells import lstm_generate
 from seqgen_plugins.cells.fused import FusedLSTM
 from seqgen_plugins.cells.lstm_generate import TokenLoop
 from seqgen_plugins.cells.lstm_stepper import LSTMStepper
+from seqgen_plugins.processors import Temperature
 from seqgen_plugins.strategies.sampling import Chain
 
 needs_kernel = pytest.mark.skipif(lstm_generate.kernel() is None,
@@ -74,10 +75,10 @@ def inverse_cdf(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> to
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
 def test_draws_take_the_inverse_cdf_of_each_uniform(temperature):
     cell, table, head = parts()
-    u = torch.rand(40, generator=torch.Generator().manual_seed(1))
+    u = torch.rand(400, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         state, _, loop, logits = start(cell, table, head)
-        tokens, chosen_from = loop.run(logits, 40, temperature, u, None, step_last=False)
+        tokens, chosen_from = loop.run(logits, 400, temperature, u, None, step_last=False)
         want, _ = reference(cell, table, head, state, tokens)
     assert torch.equal(tokens, inverse_cdf(chosen_from, u, temperature))
     assert len(set(tokens.tolist())) > 3                     # draws, not one repeated token
@@ -242,6 +243,10 @@ def test_plain_choices_of_the_built_in_strategies():
                   {"type": "greedy", "repetition_penalty": 1.3}, {"type": "beam"}):
         assert plain(other) is None, other
 
+    assert Chain([Temperature(-1.0)]).plain_choice is None   # Python only: the schema
+    with pytest.raises(ValueError, match="finite and >= 0"):  # refuses it
+        seqgen.PlainChoice(float("nan"))
+
     class Own(Chain):
         def choose(self, logits, generator=None, history=None):
             return logits.argmin(-1)
@@ -263,3 +268,29 @@ def test_other_cases_take_the_torch_path(case, monkeypatch):
     gen.generate(["ab"], chosen, 20, 2 if case == "batch 2" else 1, seed=0, token_ids=ids)
     assert runs == []
     assert [len(row) for row in ids] == [20] * len(ids)     # generated, the torch way
+
+
+@needs_kernel
+def test_the_loop_is_made_only_for_a_plain_choice_at_batch_1(monkeypatch):
+    """top-k or a repetition penalty never fold a table or build the kernel."""
+    gen, session = generator(specials=())
+    made = []
+    real = LSTMStepper.token_loop
+    monkeypatch.setattr(LSTMStepper, "token_loop", lambda *a: made.append(1) or real(*a))
+    for options in ({"type": "top-k", "k": 3}, {"type": "greedy", "repetition_penalty": 1.3}):
+        gen.generate(["ab"], session.strategy(options), 5, 1, seed=0)
+    gen.generate(["ab"], session.strategy("random"), 5, 2, seed=0)
+    assert made == []
+    gen.generate(["ab"], session.strategy("random"), 5, 1, seed=0)
+    assert made == [1]
+
+
+@needs_kernel
+def test_the_kernel_refuses_mismatched_shapes():
+    """A table of another vocabulary than the head's would be read out of bounds."""
+    cell, table, head = parts()
+    with torch.inference_mode():
+        _, stepper, loop, logits = start(cell, table, head)
+        loop.table = loop.table[:-1].contiguous()                         # [V-1, 4H]
+        with pytest.raises(RuntimeError, match="table must be contiguous float32 of shape"):
+            loop.run(logits, 3, 0.0, None, None, True)

@@ -105,9 +105,13 @@ static int64_t choose(const float* logits, int64_t V, float u, float temperature
     top = std::max(top, scratch[v]);
   }
   float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
   for (int64_t v = 0; v < V; ++v) { scratch[v] = std::exp(scratch[v] - top); sum += scratch[v]; }
-  float cdf = 0.f;
-  for (int64_t v = 0; v < V; ++v) { cdf += scratch[v] / sum; scratch[v] = cdf; }
+  // as torch: probabilities times 1/sum in float32, their running sum kept in double
+  // (torch's CPU cumsum accumulates float32 in double) and stored as float32
+  const float inverse = 1.f / sum;
+  double cdf = 0.0;
+  for (int64_t v = 0; v < V; ++v) { cdf += double(scratch[v] * inverse); scratch[v] = float(cdf); }
   const float total = scratch[V - 1], target = u * total;
   int64_t token = V - 1, last = V - 1;
   for (int64_t v = V - 1; v >= 0; --v) {                // first cdf > target, first >= total
@@ -125,19 +129,36 @@ std::vector<Tensor> run(Tensor logits, Tensor uniforms, double temperature, int6
                         int64_t count, bool step_last, int64_t parity, Tensor h, Tensor c,
                         Tensor table, std::vector<Tensor> w_hh, std::vector<Tensor> w_ih,
                         std::vector<Tensor> bias, Tensor head_w, Tensor head_b) {
-  for (const Tensor& t : {logits, h, c, table, head_w})
-    TORCH_CHECK(t.scalar_type() == torch::kFloat && t.is_contiguous(),
-                "lstm_generate: float32 contiguous tensors expected");
-  TORCH_CHECK(uniforms.numel() == 0 || (uniforms.scalar_type() == torch::kFloat &&
-                                        uniforms.numel() >= count),
-              "lstm_generate: uniforms must be float32, one per token");
   const int64_t V = logits.numel(), L = h.size(0), H = h.size(1);
+  auto check = [](const Tensor& t, std::vector<int64_t> shape, const char* what) {
+    TORCH_CHECK(t.scalar_type() == torch::kFloat && t.is_contiguous() &&
+                    t.sizes() == c10::IntArrayRef(shape),
+                "lstm_generate: ", what, " must be contiguous float32 of shape ",
+                c10::IntArrayRef(shape), ", got ", t.scalar_type(), " ", t.sizes());
+  };
+  check(logits, {V}, "logits");
+  check(h, {L, H}, "h");
+  check(c, {L, H}, "c");
+  check(table, {V, 4 * H}, "table");
+  check(head_w, {V, H}, "head_w");
+  TORCH_CHECK(int64_t(w_hh.size()) == L && int64_t(w_ih.size()) == L - 1 &&
+                  int64_t(bias.size()) == L - 1,
+              "lstm_generate: one w_hh per layer, one w_ih and bias per layer above the first");
+  for (int64_t l = 0; l < L; ++l) check(w_hh[l], {4 * H, H}, "w_hh");
+  for (int64_t l = 0; l < L - 1; ++l) {
+    check(w_ih[l], {4 * H, H}, "w_ih");
+    if (bias[l].numel()) check(bias[l], {4 * H}, "bias");
+  }
+  if (head_b.numel()) check(head_b, {V}, "head_b");
+  if (uniforms.numel()) check(uniforms, {uniforms.numel()}, "uniforms");
+  TORCH_CHECK(uniforms.numel() == 0 || uniforms.numel() >= count,
+              "lstm_generate: one uniform number per token");
   auto tokens = torch::empty({count}, torch::kLong);
   auto chosen_from = torch::empty({count, V}, logits.options());
-  auto work = torch::empty({4 * (2 * L + 1) * H + V}, logits.options());
+  auto work = torch::empty({8 * L * H + V}, logits.options());
   float* R = work.data_ptr<float>();                    // [L][4H]: W_ih x (layer 1: table row)
   float* P = R + 4 * L * H;                             // [L][4H]: W_hh h
-  float* scratch = P + 4 * L * H + 4 * H;
+  float* scratch = P + 4 * L * H;                       // [V]
   float* lg = logits.data_ptr<float>();
   float *hs = h.data_ptr<float>(), *cs = c.data_ptr<float>();
   const float* u = uniforms.numel() ? uniforms.data_ptr<float>() : nullptr;
@@ -173,5 +194,7 @@ std::vector<Tensor> run(Tensor logits, Tensor uniforms, double temperature, int6
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("run", &run, "batch-1 LSTM generation steps (CPU, float32)");
+  // the GIL is released while a chunk runs: other Python threads (a server's) go on
+  m.def("run", &run, "batch-1 LSTM generation steps (CPU, float32)",
+        py::call_guard<py::gil_scoped_release>());
 }

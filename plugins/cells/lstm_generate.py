@@ -8,9 +8,9 @@ call to lstm_generate.cpp (built by seqgen.load_native on first use), reading th
 stepper's own state buffers, so calls and chunks may be mixed.
 
 Same formula and weights as nn.LSTM; the products sum in another order and exp is
-glibc's vector exp, so logits differ from the torch path by rounding (~1e-7, checked by
-the tests) and a draw lands on another token only where u falls within that of a
-boundary. Used by generation at batch 1 in float32 for a strategy with a plain choice
+glibc's (vector) exp, so logits differ from the torch path by rounding (~1e-7, checked
+by the tests) and a draw lands on another token only where u falls within that of a
+boundary (the cumulative sum is kept in double, as torch's). Used by generation at batch 1 in float32 for a strategy with a plain choice
 (greedy, random, temperature: seqgen.PlainChoice). SEQGEN_NATIVE=0 turns it off.
 """
 from __future__ import annotations
@@ -66,5 +66,6 @@ def applies(stepper, table: torch.Tensor, head_w: torch.Tensor, head_b) -> bool:
     tensors = [table, head_w, stepper.xh, stepper.c] + [head_b] * (head_b is not None)
     tensors += [w for layer in stepper.weights for w in layer if w is not None]
     return (stepper.xh.shape[0] == 1 and stepper.c.is_contiguous()
+            and table.shape[0] == head_w.shape[0]
             and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
             and kernel() is not None)

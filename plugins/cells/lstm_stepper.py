@@ -152,11 +152,15 @@ class LSTMStepper:
             return self._upper_layers()
         return step_ids
 
+    def _declines(self, table: torch.Tensor) -> bool:
+        """Whether folding `table` [V, I] is declined: not the input's width, or V > 2 I."""
+        V, I = table.shape
+        return I != self.input_size or V > 2 * I
+
     def _fold(self, table: torch.Tensor) -> torch.Tensor | None:
         """table [V, I] -> table @ W_ih^T + b_ih + b_hh [V, 4H] for layer 1; None when
         declined (see fold_input)."""
-        V, I = table.shape
-        if I != self.input_size or V > 2 * I:
+        if self._declines(table):
             return None
         w_ih, _, b_ih, b_hh = self.weights[0]
         with torch.no_grad():
@@ -169,10 +173,9 @@ class LSTMStepper:
         (steps, head and choices) in one C++ call on this stepper's state (see
         lstm_generate.py). None where it does not apply (batch > 1, not float32, the
         table declined as in fold_input, or no kernel)."""
-        if not applies(self, table, head_w, head_b):
-            return None
-        folded = self._fold(table)
-        return None if folded is None else TokenLoop(self, folded, head_w, head_b)
+        if self._declines(table) or not applies(self, table, head_w, head_b):
+            return None                       # applies() last: it may build the kernel
+        return TokenLoop(self, self._fold(table), head_w, head_b)
 
     @property
     def state(self) -> State:

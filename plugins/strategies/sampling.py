@@ -43,7 +43,8 @@ class Chain(Strategy):
         if not self.processors:
             return PlainChoice(1.0 if self.stochastic else 0.0)
         only = self.processors[0]
-        if len(self.processors) == 1 and type(only) is Temperature and self.stochastic:
+        if (len(self.processors) == 1 and type(only) is Temperature and self.stochastic
+                and 0 < only.temperature < float("inf")):
             return PlainChoice(only.temperature)
         return None
 
