@@ -294,3 +294,13 @@ def test_the_kernel_refuses_mismatched_shapes():
         loop.table = loop.table[:-1].contiguous()                         # [V-1, 4H]
         with pytest.raises(RuntimeError, match="table must be contiguous float32 of shape"):
             loop.run(logits, 3, 0.0, None, None, True)
+
+
+@needs_kernel
+def test_argmax_takes_the_first_of_equal_maxima_as_torch():
+    cell, table, head = parts()
+    with torch.inference_mode():
+        _, _, loop, _ = start(cell, table, head)
+        tied = torch.tensor([0.0, 2.0, 1.0, 2.0, 2.0, -1.0, 0.0, 2.0, 0.5])  # [V]
+        tokens, _ = loop.run(tied.clone(), 1, 0.0, None, None, step_last=False)
+    assert int(tokens[0]) == int(tied.argmax()) == 1
