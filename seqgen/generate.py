@@ -399,9 +399,9 @@ class TextGenerator:
 
     def _native_steps(self, loop, choice, logits: torch.Tensor, max_new_tokens: int,
                       generator: torch.Generator, text: RowText | None):
-        """_steps at batch 1 through the model's native loop (TokenStepper.loop): chunks
-        of steps and choices, each one call. The chunks start small, so a stream shows its
-        first text soon, and double. A draw takes one uniform number per step, drawn a
+        """_steps at batch 1 through the model's native loop (TokenStepper.native_loop):
+        chunks of steps and choices, each one call. The chunks start small, so a stream
+        shows its first text soon, and double. A draw takes one uniform number per step, drawn a
         chunk at a time from the same generator: the numbers the per-step path would
         draw (a chunk's unused ones are never needed: the generator serves only this
         loop). logits [V] (the prompt's next-token logits)."""

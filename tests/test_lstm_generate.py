@@ -304,3 +304,20 @@ def test_argmax_takes_the_first_of_equal_maxima_as_torch():
         tied = torch.tensor([0.0, 2.0, 1.0, 2.0, 2.0, -1.0, 0.0, 2.0, 0.5])  # [V]
         tokens, _ = loop.run(tied.clone(), 1, 0.0, None, None, step_last=False)
     assert int(tokens[0]) == int(tied.argmax()) == 1
+
+
+@needs_kernel
+def test_chunks_double_up_to_256_or_64_when_the_text_is_read(monkeypatch):
+    """A stream or stop strings read the text: smaller chunks bound the steps taken past
+    a stop (a row that ends mid-chunk has stepped on to the chunk's end)."""
+    gen, session = generator(specials=())
+    chosen = session.strategy("random")
+    counts = []
+    real_run = TokenLoop.run
+    monkeypatch.setattr(TokenLoop, "run", lambda self, logits, count, *a:
+                        counts.append(count) or real_run(self, logits, count, *a))
+    gen.generate(["ab"], chosen, 700, 1, seed=0)
+    assert counts == [8, 16, 32, 64, 128, 256, 196]
+    counts.clear()
+    "".join(gen.stream("ab", chosen, 300, seed=0))
+    assert counts == [8, 16, 32, 64, 64, 64, 52]

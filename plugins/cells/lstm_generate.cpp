@@ -72,16 +72,17 @@ static void matvec(const float* __restrict__ W, const float* __restrict__ x,
   }
 }
 
-// One layer's pointwise update from its gate pre-activations a + b + c (each [4H]; b or
-// c may be null): c' = f*c + i*tanh(g), h' = o*tanh(c'). tanh(x) = 2*sigm(2x) - 1.
-static void update(const float* __restrict__ a, const float* __restrict__ b,
-                   const float* __restrict__ p, float* __restrict__ c, float* __restrict__ h,
-                   int64_t H) {
+// One layer's pointwise update from its gate pre-activations x + hh (+ bias) (each [4H],
+// gate rows i | f | g | o; bias may be null): c' = f*c + i*tanh(g), h' = o*tanh(c'),
+// with tanh(x) = 2*sigm(2x) - 1.
+static void update(const float* __restrict__ x, const float* __restrict__ hh,
+                   const float* __restrict__ bias, float* __restrict__ c,
+                   float* __restrict__ h, int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    float gi = a[j], gf = a[H + j], gg = a[2 * H + j], go = a[3 * H + j];
-    if (b) { gi += b[j]; gf += b[H + j]; gg += b[2 * H + j]; go += b[3 * H + j]; }
-    if (p) { gi += p[j]; gf += p[H + j]; gg += p[2 * H + j]; go += p[3 * H + j]; }
+    float gi = x[j] + hh[j], gf = x[H + j] + hh[H + j];
+    float gg = x[2 * H + j] + hh[2 * H + j], go = x[3 * H + j] + hh[3 * H + j];
+    if (bias) { gi += bias[j]; gf += bias[H + j]; gg += bias[2 * H + j]; go += bias[3 * H + j]; }
     const float cj = sigm(gf) * c[j] + sigm(gi) * (2.f * sigm(2.f * gg) - 1.f);
     c[j] = cj;
     h[j] = sigm(go) * (2.f * sigm(2.f * cj) - 1.f);

@@ -10,8 +10,9 @@ stepper's own state buffers, so calls and chunks may be mixed.
 Same formula and weights as nn.LSTM; the products sum in another order and exp is
 glibc's (vector) exp, so logits differ from the torch path by rounding (~1e-7, checked
 by the tests) and a draw lands on another token only where u falls within that of a
-boundary (the cumulative sum is kept in double, as torch's). Used by generation at batch 1 in float32 for a strategy with a plain choice
-(greedy, random, temperature: seqgen.PlainChoice). SEQGEN_NATIVE=0 turns it off.
+boundary (the cumulative sum is kept in double, as torch's). Used by generation at
+batch 1 in float32 for a strategy with a plain choice (greedy, random, temperature:
+seqgen.PlainChoice). SEQGEN_NATIVE=0 turns it off.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class TokenLoop:
 
     def __init__(self, stepper, table: torch.Tensor, head_w: torch.Tensor,
                  head_b: torch.Tensor | None):
-        (w_ih0, _, _, _), *upper = stepper.weights
+        upper = stepper.weights[1:]                        # layers 2..L
         L, H = len(stepper.weights), stepper.c.shape[2]
         I = stepper.input_size
         self.h = stepper.xh[0, I:].view(L, H)              # the stepper's buffers, in place
